@@ -1,0 +1,1 @@
+//! Shared vocabulary of the appliance: digests, clock, configuration.

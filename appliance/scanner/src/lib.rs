@@ -1,0 +1,1 @@
+//! Scanner: image intake, layer filesystem, analyzers, SBOM composition.

@@ -1,0 +1,1 @@
+//! Signer: in-toto statements, DSSE envelopes, short-lived certificates, entitlement gate.

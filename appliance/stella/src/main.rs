@@ -1,0 +1,3 @@
+//! stella: the appliance daemon and operator CLI.
+
+fn main() {}

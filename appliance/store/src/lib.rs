@@ -1,0 +1,1 @@
+//! Embedded stores: redb blobs and layer cache, SQLite catalog, tantivy advisory index.

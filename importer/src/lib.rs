@@ -1,0 +1,1 @@
+//! The offline-kit contract: format, content model, verification and loading.

@@ -1,0 +1,3 @@
+//! stella-kit: the connected-side kit-builder.
+
+fn main() {}
