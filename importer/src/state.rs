@@ -1,0 +1,174 @@
+//! The reference meaning of a kit sequence: the state a store must hold after applying full and
+//! delta kits, and the delta computation the builder uses. Stores are checked against this.
+
+use std::collections::BTreeMap;
+
+use crate::error::KitError;
+use crate::licence::{SignedLicence, SignedRevocationList};
+use crate::manifest::{ContentKind, KitKind};
+use crate::model::{Advisory, EpssEntry, KevEntry};
+use crate::verify::VerifiedKit;
+use crate::vex::VexClaim;
+use crate::writer::{KitContents, RemovedKey};
+
+/// Everything the appliance knows from kits on one channel, keyed by record identity.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KitState {
+    pub advisories: BTreeMap<String, Advisory>,
+    pub vex_claims: BTreeMap<String, VexClaim>,
+    pub kev: BTreeMap<String, KevEntry>,
+    pub epss: BTreeMap<String, EpssEntry>,
+    pub licences: BTreeMap<String, SignedLicence>,
+    pub revocations: BTreeMap<String, SignedRevocationList>,
+}
+
+fn revocation_key(list: &SignedRevocationList) -> String {
+    format!("{:020}", list.list.sequence)
+}
+
+impl KitState {
+    /// The state a full kit with `contents` produces.
+    pub fn from_contents(contents: &KitContents) -> Self {
+        let mut state = KitState::default();
+        state.upsert(contents);
+        state
+    }
+
+    fn upsert(&mut self, contents: &KitContents) {
+        for advisory in &contents.advisories {
+            let mut advisory = advisory.clone();
+            advisory.normalize();
+            self.advisories.insert(advisory.id.clone(), advisory);
+        }
+        for claim in &contents.vex_claims {
+            self.vex_claims.insert(claim.key(), claim.clone());
+        }
+        for entry in &contents.kev {
+            self.kev.insert(entry.cve.clone(), entry.clone());
+        }
+        for entry in &contents.epss {
+            self.epss.insert(entry.cve.clone(), entry.clone());
+        }
+        for licence in &contents.licences {
+            self.licences
+                .insert(licence.licence.licence_id.clone(), licence.clone());
+        }
+        for list in &contents.revocations {
+            self.revocations.insert(revocation_key(list), list.clone());
+        }
+    }
+
+    fn remove(&mut self, removed: &RemovedKey) -> Result<(), KitError> {
+        let gone = match removed.kind {
+            ContentKind::Advisories => self.advisories.remove(&removed.key).is_some(),
+            ContentKind::VexClaims => self.vex_claims.remove(&removed.key).is_some(),
+            ContentKind::Kev => self.kev.remove(&removed.key).is_some(),
+            ContentKind::Epss => self.epss.remove(&removed.key).is_some(),
+            ContentKind::Licences => self.licences.remove(&removed.key).is_some(),
+            ContentKind::Revocations => self.revocations.remove(&removed.key).is_some(),
+            ContentKind::Removed => false,
+        };
+        if gone {
+            Ok(())
+        } else {
+            Err(KitError::BaseMismatch(format!(
+                "delta removes {:?} {:?}, which the state does not hold",
+                removed.kind, removed.key
+            )))
+        }
+    }
+
+    /// Applies a verified kit: a full kit replaces the state, a delta kit upserts and removes.
+    pub fn apply(&mut self, kit: &VerifiedKit) -> Result<(), KitError> {
+        let contents = KitContents {
+            advisories: kit.advisories.clone(),
+            vex_claims: kit.vex_claims.clone(),
+            kev: kit.kev.clone(),
+            epss: kit.epss.clone(),
+            licences: kit.licences.clone(),
+            revocations: kit.revocations.clone(),
+            removed: kit.removed.clone(),
+        };
+        match kit.manifest.kind {
+            KitKind::Full => *self = KitState::from_contents(&contents),
+            KitKind::Delta => {
+                for removed in &contents.removed {
+                    self.remove(removed)?;
+                }
+                self.upsert(&contents);
+            }
+        }
+        Ok(())
+    }
+
+    /// The delta that turns `self` (the base kit's state) into `target`: records new or changed in
+    /// `target`, and keys present only in `self`.
+    pub fn delta_to(&self, target: &KitState) -> KitContents {
+        fn diff<T: PartialEq + Clone>(
+            kind: ContentKind,
+            base: &BTreeMap<String, T>,
+            target: &BTreeMap<String, T>,
+            changed: &mut Vec<T>,
+            removed: &mut Vec<RemovedKey>,
+        ) {
+            for (key, record) in target {
+                if base.get(key) != Some(record) {
+                    changed.push(record.clone());
+                }
+            }
+            for key in base.keys() {
+                if !target.contains_key(key) {
+                    removed.push(RemovedKey {
+                        kind,
+                        key: key.clone(),
+                    });
+                }
+            }
+        }
+        let mut delta = KitContents::default();
+        diff(
+            ContentKind::Advisories,
+            &self.advisories,
+            &target.advisories,
+            &mut delta.advisories,
+            &mut delta.removed,
+        );
+        diff(
+            ContentKind::VexClaims,
+            &self.vex_claims,
+            &target.vex_claims,
+            &mut delta.vex_claims,
+            &mut delta.removed,
+        );
+        diff(
+            ContentKind::Kev,
+            &self.kev,
+            &target.kev,
+            &mut delta.kev,
+            &mut delta.removed,
+        );
+        diff(
+            ContentKind::Epss,
+            &self.epss,
+            &target.epss,
+            &mut delta.epss,
+            &mut delta.removed,
+        );
+        diff(
+            ContentKind::Licences,
+            &self.licences,
+            &target.licences,
+            &mut delta.licences,
+            &mut delta.removed,
+        );
+        diff(
+            ContentKind::Revocations,
+            &self.revocations,
+            &target.revocations,
+            &mut delta.revocations,
+            &mut delta.removed,
+        );
+        delta.sort();
+        delta
+    }
+}
