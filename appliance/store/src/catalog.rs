@@ -84,6 +84,23 @@ const MIGRATIONS: &[&str] = &[
          request_id TEXT
      );
      CREATE INDEX audit_log_action ON audit_log(action, at);",
+    // Version 2: feed generations and per-channel kit heads (the importer's switch).
+    "CREATE TABLE feed_current (
+         id          INTEGER PRIMARY KEY CHECK (id = 1),
+         generation  INTEGER NOT NULL,
+         counts      TEXT NOT NULL,
+         switched_at INTEGER NOT NULL
+     );
+     CREATE TABLE channel_heads (
+         channel         TEXT PRIMARY KEY,
+         kit_id          TEXT NOT NULL,
+         sequence        INTEGER NOT NULL,
+         manifest_sha256 TEXT NOT NULL,
+         created         TEXT NOT NULL,
+         expires         TEXT NOT NULL,
+         imported_at     INTEGER NOT NULL,
+         generation      INTEGER NOT NULL
+     );",
 ];
 
 /// The schema version this build writes.

@@ -1,18 +1,20 @@
 //! Embedded stores of the appliance, each for the job it does best: redb for content-addressed
-//! blobs and the per-layer cache, SQLite for the relational catalog and audit log, tantivy for
-//! advisory search. They are deliberately not hidden behind one trait.
+//! blobs and the per-layer cache, SQLite for the relational catalog and audit log. (Advisory
+//! search lives in tantivy inside each feed generation: see `stella-feeds`.) They are
+//! deliberately not hidden behind one trait.
 
 mod blobs;
 mod catalog;
-mod index;
 mod lock;
 
 use std::path::{Path, PathBuf};
 
 pub use blobs::BlobStore;
 pub use catalog::{AuditEvent, Catalog, SCHEMA_VERSION};
-pub use index::AdvisoryIndex;
 pub use lock::DataDirLock;
+
+/// Re-exported so that crates writing their own catalog transactions use the same SQLite.
+pub use rusqlite;
 
 /// Why a store could not be opened, read or written. Each variant names the store and path.
 #[derive(Debug, thiserror::Error)]
@@ -62,14 +64,6 @@ pub enum StoreError {
         /// Newest version this build knows.
         supported: i64,
     },
-    /// The tantivy index failed.
-    #[error("advisory index {path}: {source}")]
-    Index {
-        /// The index directory.
-        path: PathBuf,
-        /// The tantivy error.
-        source: tantivy::TantivyError,
-    },
 }
 
 /// Sizes of the stores on disk, in bytes; exported as metrics.
@@ -79,8 +73,8 @@ pub struct StoreSizes {
     pub blobs: u64,
     /// `catalog.sqlite` plus its WAL.
     pub catalog: u64,
-    /// The tantivy index directory.
-    pub index: u64,
+    /// The feed generations (redb + tantivy per generation).
+    pub feeds: u64,
 }
 
 /// All stores of one data directory, opened together under its lock.
@@ -91,8 +85,6 @@ pub struct Stores {
     pub blobs: BlobStore,
     /// The catalog and audit log.
     pub catalog: Catalog,
-    /// The advisory search index.
-    pub index: AdvisoryIndex,
     // Dropped last: the lock outlives every store it protects.
     _lock: DataDirLock,
 }
@@ -108,12 +100,10 @@ impl Stores {
         let lock = DataDirLock::acquire(dir)?;
         let blobs = BlobStore::open(&dir.join("blobs.redb"))?;
         let catalog = Catalog::open(&dir.join("catalog.sqlite"))?;
-        let index = AdvisoryIndex::open(&dir.join("index").join("advisories"))?;
         Ok(Self {
             dir: dir.to_owned(),
             blobs,
             catalog,
-            index,
             _lock: lock,
         })
     }
@@ -126,8 +116,7 @@ impl Stores {
     /// Proves each store is open and writable by writing to it; `/readyz` calls this.
     pub fn check_writable(&self) -> Result<(), StoreError> {
         self.blobs.check_writable()?;
-        self.catalog.check_writable()?;
-        self.index.check_writable()
+        self.catalog.check_writable()
     }
 
     /// Sizes on disk of each store.
@@ -136,7 +125,7 @@ impl Stores {
             blobs: file_size(&self.dir.join("blobs.redb")),
             catalog: file_size(&self.dir.join("catalog.sqlite"))
                 + file_size(&self.dir.join("catalog.sqlite-wal")),
-            index: dir_size(&self.dir.join("index")),
+            feeds: dir_size(&self.dir.join("feeds")),
         }
     }
 }
@@ -180,7 +169,7 @@ mod tests {
             Some(&b"layer bytes"[..])
         );
         let sizes = stores.sizes();
-        assert!(sizes.blobs > 0 && sizes.catalog > 0 && sizes.index > 0);
+        assert!(sizes.blobs > 0 && sizes.catalog > 0);
     }
 
     #[test]
