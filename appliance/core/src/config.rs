@@ -17,6 +17,43 @@ pub struct Config {
     pub storage: StorageConfig,
     /// `[log]`: how the daemon logs.
     pub log: LogConfig,
+    /// `[kits]`: which offline kits are trusted and how they arrive.
+    pub kits: KitsConfig,
+}
+
+/// `[kits]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KitsConfig {
+    /// Minisign public keys trusted to sign kits: each entry is the key itself (the base64 line
+    /// of a `.pub` file, or the whole file's text) or a path to a `.pub` file.
+    pub trusted_keys: Vec<String>,
+    /// Days after a kit's `created` time at which its channel shows as stale (freeze attack).
+    pub stale_after_days: u64,
+    /// Largest kit accepted, in bytes, compressed.
+    pub max_kit_bytes: u64,
+    /// Largest total of a kit's decompressed content files, in bytes (decompression bombs).
+    pub max_unpacked_bytes: u64,
+    /// Directory watched for new kits (removable media); empty for none.
+    pub watch_dir: PathBuf,
+    /// Seconds between two looks at `watch_dir`.
+    pub watch_interval_secs: u64,
+    /// Where rejected kits are copied with their report; empty for `DATA_DIR/quarantine`.
+    pub quarantine_dir: PathBuf,
+}
+
+impl Default for KitsConfig {
+    fn default() -> Self {
+        Self {
+            trusted_keys: Vec::new(),
+            stale_after_days: 7,
+            max_kit_bytes: 1 << 30,
+            max_unpacked_bytes: 2 << 30,
+            watch_dir: PathBuf::new(),
+            watch_interval_secs: 10,
+            quarantine_dir: PathBuf::new(),
+        }
+    }
 }
 
 /// `[server]` section.
