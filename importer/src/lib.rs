@@ -21,6 +21,10 @@ pub mod writer;
 pub use error::{KitError, RecordError, SourceError};
 pub use manifest::{ContentKind, KitKind, Manifest, Sha256Hex};
 pub use model::{Advisory, EpssEntry, KevEntry};
-pub use signing::{SigningKey, TrustedKeys};
-pub use verify::{Clock, FixedClock, Limits, SystemClock, VerifiedKit, verify_kit};
+pub use signing::{KeyProtection, SigningKey, TrustedKeys, generate_key_pair};
+pub use verify::{
+    ChannelHead, Clock, FixedClock, Limits, SystemClock, VerifiedKit, check_sequence,
+    read_manifest_unverified, verify_kit,
+};
 pub use vex::VexClaim;
+pub use writer::{BuiltKit, KitContents, KitParams, RemovedKey, write_kit};

@@ -391,7 +391,7 @@ pub fn ed25519_enrolment_request(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signing::generate_key_pair;
+    use crate::signing::{KeyProtection, generate_key_pair};
 
     fn terms() -> LicenceTerms {
         LicenceTerms {
@@ -446,7 +446,7 @@ mod tests {
 
     #[test]
     fn licence_round_trip_binding_and_revocation() {
-        let vendor = generate_key_pair(None, "vendor").unwrap();
+        let vendor = generate_key_pair(KeyProtection::Unencrypted, "vendor").unwrap();
         let vendor_key =
             SigningKey::from_minisign_file_contents(&vendor.secret_key_file, None).unwrap();
         let trusted = TrustedKeys::from_texts([vendor.public_key_file.as_str()]).unwrap();
@@ -483,7 +483,7 @@ mod tests {
 
     #[test]
     fn forged_request_is_refused_when_issuing() {
-        let vendor = generate_key_pair(None, "vendor").unwrap();
+        let vendor = generate_key_pair(KeyProtection::Unencrypted, "vendor").unwrap();
         let vendor_key =
             SigningKey::from_minisign_file_contents(&vendor.secret_key_file, None).unwrap();
         let mut request =

@@ -42,17 +42,33 @@ pub struct GeneratedKeyPair {
     pub key_id: String,
 }
 
-/// Generates a minisign key pair. With `password`, the secret key is encrypted as minisign does
-/// (scrypt + XOR); without, it is stored unencrypted (for automation and tests).
+/// How a generated secret key is protected. An enum, not a boolean, so call sites say what they mean.
+#[derive(Debug, Clone)]
+pub enum KeyProtection {
+    /// Encrypted with this password (scrypt + XOR, as minisign does).
+    Password(String),
+    /// Encrypted with a password asked for on the terminal.
+    Prompt,
+    /// Stored unencrypted: for automation and tests only.
+    Unencrypted,
+}
+
+/// Generates a minisign key pair in minisign's file formats.
 pub fn generate_key_pair(
-    password: Option<&str>,
+    protection: KeyProtection,
     comment: &str,
 ) -> Result<GeneratedKeyPair, KitError> {
     let key_error = |e: minisign::PError| KitError::Key(format!("key generation failed: {e}"));
-    let pair = match password {
-        Some(password) => minisign::KeyPair::generate_encrypted_keypair(Some(password.to_string()))
-            .map_err(key_error)?,
-        None => minisign::KeyPair::generate_unencrypted_keypair().map_err(key_error)?,
+    let pair = match protection {
+        KeyProtection::Password(password) => {
+            minisign::KeyPair::generate_encrypted_keypair(Some(password)).map_err(key_error)?
+        }
+        KeyProtection::Prompt => {
+            minisign::KeyPair::generate_encrypted_keypair(None).map_err(key_error)?
+        }
+        KeyProtection::Unencrypted => {
+            minisign::KeyPair::generate_unencrypted_keypair().map_err(key_error)?
+        }
     };
     let secret_key_file = pair
         .sk
@@ -279,7 +295,7 @@ mod tests {
 
     #[test]
     fn signatures_are_deterministic_and_verify_with_minisign_verify() {
-        let pair = generate_key_pair(None, "test").unwrap();
+        let pair = generate_key_pair(KeyProtection::Unencrypted, "test").unwrap();
         let key = SigningKey::from_minisign_file_contents(&pair.secret_key_file, None).unwrap();
         let first = key.sign(b"hello", "kit test");
         assert_eq!(first, key.sign(b"hello", "kit test"));
@@ -299,7 +315,7 @@ mod tests {
 
     #[test]
     fn the_minisign_crate_accepts_our_signatures() {
-        let pair = generate_key_pair(None, "test").unwrap();
+        let pair = generate_key_pair(KeyProtection::Unencrypted, "test").unwrap();
         let key = SigningKey::from_minisign_file_contents(&pair.secret_key_file, None).unwrap();
         let signature = key.sign(b"data", "c");
         let public = minisign::PublicKeyBox::from_string(&pair.public_key_file)
@@ -320,8 +336,8 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let signer = generate_key_pair(None, "a").unwrap();
-        let other = generate_key_pair(None, "b").unwrap();
+        let signer = generate_key_pair(KeyProtection::Unencrypted, "a").unwrap();
+        let other = generate_key_pair(KeyProtection::Unencrypted, "b").unwrap();
         let key = SigningKey::from_minisign_file_contents(&signer.secret_key_file, None).unwrap();
         let trusted = TrustedKeys::from_texts([other.public_key_file.as_str()]).unwrap();
         match trusted.verify("manifest.json", b"x", &key.sign(b"x", "c")) {
@@ -332,7 +348,8 @@ mod tests {
 
     #[test]
     fn encrypted_keys_need_the_right_password() {
-        let pair = generate_key_pair(Some("correct horse"), "enc").unwrap();
+        let pair =
+            generate_key_pair(KeyProtection::Password("correct horse".into()), "enc").unwrap();
         assert!(SigningKey::from_minisign_file_contents(&pair.secret_key_file, None).is_err());
         assert!(
             SigningKey::from_minisign_file_contents(&pair.secret_key_file, Some("wrong")).is_err()

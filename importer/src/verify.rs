@@ -517,3 +517,47 @@ fn parse_records<T: DeserializeOwned>(
     }
     Ok(count)
 }
+
+/// Reads `manifest.json` and its signature text from a kit WITHOUT verifying anything, for
+/// display (`stella-kit inspect` without a key). Never use the result for a trust decision.
+pub fn read_manifest_unverified<R: Read>(
+    reader: R,
+    limits: &Limits,
+) -> Result<(Manifest, String), KitError> {
+    let mut decoder = zstd::stream::read::Decoder::new(reader)
+        .map_err(|e| KitError::Compression(e.to_string()))?;
+    decoder
+        .window_log_max(limits.max_zstd_window_log)
+        .map_err(|e| KitError::Compression(e.to_string()))?;
+    let mut archive = tar::Archive::new(decoder);
+    let mut entries = archive
+        .entries()
+        .map_err(|e| KitError::Tar(e.to_string()))?;
+    let mut next = |expected: &str, max: u64| -> Result<Vec<u8>, KitError> {
+        let mut entry = entries
+            .next()
+            .ok_or_else(|| KitError::Layout(format!("kit ends before {expected}")))?
+            .map_err(|e| map_read_error("reading tar entry", e))?;
+        let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        if path != expected {
+            return Err(KitError::Layout(format!(
+                "found {path:?} where {expected} belongs"
+            )));
+        }
+        let size = entry
+            .header()
+            .size()
+            .map_err(|e| KitError::Tar(e.to_string()))?;
+        if size > max {
+            return Err(KitError::LimitExceeded(format!(
+                "{expected} is {size} bytes"
+            )));
+        }
+        read_exact_entry(&mut entry, expected, size)
+    };
+    let manifest_bytes = next(MANIFEST_PATH, limits.max_manifest_bytes)?;
+    let signature = next(MANIFEST_SIG_PATH, limits.max_signature_bytes)?;
+    let manifest = serde_json::from_slice(&manifest_bytes)
+        .map_err(|e| KitError::Manifest(format!("manifest.json: {e}")))?;
+    Ok((manifest, String::from_utf8_lossy(&signature).into_owned()))
+}

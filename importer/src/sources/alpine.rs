@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{Parsed, json_or_yaml};
-use crate::model::{Advisory, Affected, DistroRelease, DistroStatus};
+use crate::model::{Advisory, Affected, DistroRelease, DistroStatus, is_cve};
 
 pub fn parse(origin: &str, bytes: &[u8]) -> Parsed {
     let mut parsed = Parsed::default();
@@ -26,9 +26,14 @@ pub fn parse(origin: &str, bytes: &[u8]) -> Parsed {
         );
         return parsed;
     };
-    let Some(packages) = value.get("packages").and_then(serde_json::Value::as_array) else {
-        parsed.error(origin, None, "no `packages` list");
-        return parsed;
+    let packages = match value.get("packages") {
+        Some(serde_json::Value::Array(packages)) => packages.clone(),
+        // `packages:` with nothing under it: a repository without security fixes.
+        Some(serde_json::Value::Null) => Vec::new(),
+        _ => {
+            parsed.error(origin, None, "no `packages` list");
+            return parsed;
+        }
     };
     let mut by_id: BTreeMap<String, Advisory> = BTreeMap::new();
     for (index, package) in packages.iter().enumerate() {
@@ -69,34 +74,50 @@ pub fn parse(origin: &str, bytes: &[u8]) -> Parsed {
                     );
                     continue;
                 };
-                // "CVE-2017-2887 TALOS-2017-0394": the first id is the record, the rest aliases.
-                let mut ids = id_line.split_whitespace();
-                let Some(id) = ids.next() else { continue };
-                let source = format!("alpine-secdb:{id}");
-                let advisory = by_id
-                    .entry(id.to_string())
-                    .or_insert_with(|| Advisory::new(id, &source));
-                advisory.aliases.extend(ids.map(str::to_string));
-                let (status, fixed_version) = if version == "0" {
-                    (DistroStatus::NotAffected, None)
-                } else {
-                    (DistroStatus::Fixed, Some(version.clone()))
+                // "CVE-2017-2887 TALOS-2017-0394": one CVE and other names for it -> aliases.
+                // "CVE-2017-5715 CVE-2017-5753 XSA-254": several CVEs fixed together -> one
+                // record each, the other names only related (they must not merge the CVEs).
+                let tokens: Vec<&str> = id_line.split_whitespace().collect();
+                let cves: Vec<&str> = tokens.iter().copied().filter(|t| is_cve(t)).collect();
+                let others: Vec<&str> = tokens.iter().copied().filter(|t| !is_cve(t)).collect();
+                let (ids, names_are_aliases): (Vec<&str>, bool) = match cves.len() {
+                    0 => (tokens.first().copied().into_iter().collect(), false),
+                    1 => (cves, true),
+                    _ => (cves, false),
                 };
-                advisory.affected.push(Affected {
-                    ecosystem: "Alpine".into(),
-                    package: name.into(),
-                    purl: Some(format!("pkg:apk/alpine/{name}")),
-                    ranges: Vec::new(),
-                    requirements: Vec::new(),
-                    versions: Vec::new(),
-                    fixed: fixed_version.iter().cloned().collect(),
-                    distro: vec![DistroRelease {
-                        release: release.into(),
-                        status,
-                        fixed_version,
-                    }],
-                    source,
-                });
+                for id in ids {
+                    let source = format!("alpine-secdb:{id}");
+                    let advisory = by_id
+                        .entry(id.to_string())
+                        .or_insert_with(|| Advisory::new(id, &source));
+                    for name in others.iter().filter(|name| **name != id) {
+                        if names_are_aliases {
+                            advisory.aliases.insert((*name).to_string());
+                        } else {
+                            advisory.related.insert((*name).to_string());
+                        }
+                    }
+                    let (status, fixed_version) = if version == "0" {
+                        (DistroStatus::NotAffected, None)
+                    } else {
+                        (DistroStatus::Fixed, Some(version.clone()))
+                    };
+                    advisory.affected.push(Affected {
+                        ecosystem: "Alpine".into(),
+                        package: name.into(),
+                        purl: Some(format!("pkg:apk/alpine/{name}")),
+                        ranges: Vec::new(),
+                        requirements: Vec::new(),
+                        versions: Vec::new(),
+                        fixed: fixed_version.iter().cloned().collect(),
+                        distro: vec![DistroRelease {
+                            release: release.into(),
+                            status,
+                            fixed_version,
+                        }],
+                        source,
+                    });
+                }
             }
         }
     }
