@@ -8,7 +8,7 @@ use stella_core::FixedClock;
 use stella_feeds::{FeedStore, ImportOptions, ImportOutcome};
 use stella_importer::manifest::KitBase;
 use stella_importer::model::Affected;
-use stella_importer::signing::generate_key_pair;
+use stella_importer::signing::{KeyProtection, generate_key_pair};
 use stella_importer::state::KitState;
 use stella_importer::writer::{BuiltKit, KitContents, KitParams, write_kit};
 use stella_importer::{Advisory, Limits, SigningKey, TrustedKeys};
@@ -24,7 +24,7 @@ struct Signer {
 }
 
 fn signer() -> Signer {
-    let pair = generate_key_pair(None, "feeds test").unwrap();
+    let pair = generate_key_pair(KeyProtection::Unencrypted, "feeds test").unwrap();
     Signer {
         key: SigningKey::from_minisign_file_contents(&pair.secret_key_file, None).unwrap(),
         trusted: TrustedKeys::from_texts([pair.public_key_file.as_str()]).unwrap(),
