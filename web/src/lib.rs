@@ -1,6 +1,8 @@
 //! HTTP API and server-rendered console of the appliance. This is the only crate that knows
 //! axum (and, with the console, askama); the domain crates never depend on it.
 
+mod admin;
+mod kits;
 mod metrics;
 mod ops;
 mod request_id;
@@ -10,9 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use stella_core::{Clock, Config};
+use stella_feeds::FeedStore;
 use stella_store::Stores;
 use tokio::net::TcpListener;
 
+pub use admin::admin_router;
 pub use metrics::Metrics;
 pub use request_id::RequestId;
 
@@ -24,15 +29,26 @@ pub struct AppState {
 
 struct Inner {
     stores: Arc<Stores>,
+    feeds: Arc<FeedStore>,
+    config: Config,
+    clock: Arc<dyn Clock>,
     metrics: Metrics,
 }
 
 impl AppState {
     /// State over opened stores.
-    pub fn new(stores: Arc<Stores>) -> Self {
+    pub fn new(
+        stores: Arc<Stores>,
+        feeds: Arc<FeedStore>,
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 stores,
+                feeds,
+                config,
+                clock,
                 metrics: Metrics::new(),
             }),
         }
@@ -43,16 +59,33 @@ impl AppState {
         &self.inner.stores
     }
 
+    /// The feed store.
+    pub fn feeds(&self) -> &Arc<FeedStore> {
+        &self.inner.feeds
+    }
+
+    /// The configuration the daemon runs with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
     /// The metrics registry.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
     }
 }
 
-/// The whole HTTP surface: ops endpoints, wrapped in request-id and metrics middleware.
+/// The whole HTTP surface: ops endpoints and the API, wrapped in request-id and metrics
+/// middleware.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ops::routes())
+        .merge(kits::routes(state.config().kits.max_kit_bytes))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -93,4 +126,15 @@ pub async fn serve(
         Ok(result) => result.map(|()| ServeOutcome::Drained),
         Err(_) => Ok(ServeOutcome::GraceExpired),
     }
+}
+
+/// Serves the admin router on the admin socket until `shutdown` resolves.
+pub async fn serve_admin(
+    listener: tokio::net::UnixListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -94,7 +94,7 @@ impl Metrics {
         for (store, bytes) in [
             ("blobs", sizes.blobs),
             ("catalog", sizes.catalog),
-            ("index", sizes.index),
+            ("feeds", sizes.feeds),
         ] {
             self.store_bytes
                 .get_or_create(&StoreLabels { store })

@@ -24,17 +24,31 @@ async fn healthz() -> &'static str {
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let stores = state.stores().clone();
+    let feeds = state.feeds().clone();
+    let now = state.clock().now_unix();
+    let stale_after = state.config().kits.stale_after_days.saturating_mul(86_400);
     // Store checks write and fsync; keep them off the async workers.
     let checked = tokio::task::spawn_blocking(move || {
         let writable = stores.check_writable();
         let instance = stores.catalog.instance_id();
         let schema = stores.catalog.schema_version();
         let starts = stores.catalog.audit_count("daemon.start");
-        (writable, instance, schema, starts, stores.index.len())
+        let generation = feeds.current();
+        let channels = feeds
+            .freshness(&stores.catalog, now, stale_after)
+            .map_err(|e| e.to_string());
+        let feeds = json!({
+            "status": if generation.is_some() { "ok" } else { "empty: no kit imported yet" },
+            "generation": generation.as_ref().map(|g| g.number()),
+            "advisories_indexed": generation.as_ref().map(|g| g.indexed()),
+            "stale": channels.as_ref().map(|c| c.iter().any(|c| c.stale)).unwrap_or(false),
+            "channels": channels.unwrap_or_default(),
+        });
+        (writable, instance, schema, starts, feeds)
     })
     .await;
     match checked {
-        Ok((Ok(()), Ok(instance_id), Ok(schema_version), Ok(starts), advisories)) => (
+        Ok((Ok(()), Ok(instance_id), Ok(schema_version), Ok(starts), feeds)) => (
             StatusCode::OK,
             Json(json!({
                 "status": "ready",
@@ -43,7 +57,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
                 "stores": {
                     "blobs": "ok",
                     "catalog": { "status": "ok", "schema_version": schema_version },
-                    "index": { "status": "ok", "advisories": advisories },
+                    "feeds": feeds,
                 },
                 "starts": starts,
             })),

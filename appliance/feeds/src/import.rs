@@ -549,3 +549,49 @@ fn quarantine(
     .map_err(|e| FeedError::io("write quarantine report", &report_path, e))?;
     Ok(kit_path)
 }
+
+impl ImportOptions {
+    /// Options from the `[kits]` configuration: trusted keys (inline or `.pub` paths), ceilings
+    /// and the quarantine directory (default `DATA_DIR/quarantine`).
+    pub fn from_config(
+        kits: &stella_core::config::KitsConfig,
+        data_dir: &Path,
+        actor: &str,
+        origin: &str,
+    ) -> Result<Self, FeedError> {
+        let mut texts = Vec::with_capacity(kits.trusted_keys.len());
+        for entry in &kits.trusted_keys {
+            let path = Path::new(entry);
+            // A key line is base64 and never names an existing file; a path does.
+            if !entry.contains('\n') && path.is_file() {
+                texts.push(
+                    std::fs::read_to_string(path)
+                        .map_err(|e| FeedError::io("read trusted kit key", path, e))?,
+                );
+            } else {
+                texts.push(entry.clone());
+            }
+        }
+        let trusted_keys = TrustedKeys::from_texts(texts.iter().map(String::as_str))
+            .map_err(|e| FeedError::Config(format!("[kits] trusted_keys: {e}")))?;
+        let limits = Limits {
+            max_kit_bytes: kits.max_kit_bytes,
+            max_total_bytes: kits.max_unpacked_bytes,
+            ..Limits::default()
+        };
+        let quarantine_dir = if kits.quarantine_dir.as_os_str().is_empty() {
+            data_dir.join("quarantine")
+        } else {
+            kits.quarantine_dir.clone()
+        };
+        Ok(Self {
+            trusted_keys,
+            limits,
+            dry_run: false,
+            actor: actor.to_owned(),
+            origin: origin.to_owned(),
+            request_id: None,
+            quarantine_dir: Some(quarantine_dir),
+        })
+    }
+}

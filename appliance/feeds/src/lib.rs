@@ -63,6 +63,9 @@ pub enum FeedError {
     /// A search query failed.
     #[error("search: {0}")]
     Query(String),
+    /// The configuration cannot be used.
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 impl FeedError {

@@ -1,6 +1,7 @@
 //! stella: the appliance daemon (`stella serve`) and operator CLI. Thin by design: it parses
 //! arguments and wires the crates together.
 
+mod import;
 mod serve;
 
 use std::path::PathBuf;
@@ -24,6 +25,8 @@ struct Cli {
 enum Command {
     /// Run the appliance daemon: HTTP API, console and embedded stores.
     Serve(ServeArgs),
+    /// Verify an offline kit and load it (through the daemon when it holds the data dir).
+    Import(import::ImportArgs),
 }
 
 /// Flags of `stella serve`; each overrides the configuration file and the environment.
@@ -46,10 +49,11 @@ struct ServeArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Import(args) => import::run(args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("stella: error: {err:#}");
             ExitCode::FAILURE

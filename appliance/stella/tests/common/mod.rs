@@ -2,6 +2,8 @@
 //! port, talk HTTP/1.1 to it over loopback, stop it with a signal.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod kits;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -132,6 +134,31 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &st
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).unwrap();
+    read_response(&mut stream)
+}
+
+/// One HTTP/1.1 request with a body and `Connection: close`.
+pub fn request_with_body(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
     read_response(&mut stream)
 }
 
