@@ -194,7 +194,7 @@ fn config_file_and_env_set_the_listener_and_data_dir() {
     );
     assert!(data.join("catalog.sqlite").exists());
     assert!(data.join("blobs.redb").exists());
-    assert!(data.join("index/advisories/meta.json").exists());
+    assert!(data.join("feeds").is_dir());
     let daemon = Daemon {
         addr: line
             .trim()
