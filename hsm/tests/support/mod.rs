@@ -53,6 +53,11 @@ pub fn softhsm_token(test_name: &str) -> Option<Pkcs11Settings> {
         output.status.success() && stdout.contains("1 passed"),
         "child run of {test_name} failed:\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
     );
+    println!("{stdout}");
+    // Loud SKIP lines of the child (e.g. a missing python) must reach the parent's output.
+    for line in stderr.lines().filter(|line| line.starts_with("SKIP")) {
+        eprintln!("{line}");
+    }
     None
 }
 

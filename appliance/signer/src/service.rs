@@ -1,0 +1,159 @@
+//! The signing service the daemon calls: statement → DSSE envelope + short-lived certificate.
+
+use std::sync::Arc;
+
+use stella_hsm::{KeyAlgorithm, KeyRole, KeySource, Signer};
+
+use crate::{
+    CaProfile, CertificateAuthority, Clock, CtLog, Entitled, Envelope, IN_TOTO_PAYLOAD_TYPE,
+    IssuedCertificate, SignerError, SigningIdentity, Statement,
+};
+
+/// Annotation set on every subject of a statement signed with a development key.
+pub const DEV_SIGNED_ANNOTATION: &str = "stella-ops.org/dev-signed";
+
+/// The result of one signing: what the attestor turns into a Sigstore bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedAttestation {
+    /// The signed DSSE envelope.
+    pub envelope: Envelope,
+    /// The exact statement bytes (the envelope's payload).
+    pub statement_json: Vec<u8>,
+    /// The short-lived leaf certificate for the attestation key.
+    pub certificate: IssuedCertificate,
+    /// The CA root (PEM) the leaf chains to.
+    pub root_pem: String,
+    /// Attestation key id (hex SHA-256 of its SPKI).
+    pub key_id: String,
+    /// Licence id that allowed the signing (audit).
+    pub licence_id: String,
+    /// True when any key involved is a development software key.
+    pub dev_signed: bool,
+}
+
+/// Signs statements with the attestation key, certifies that key per signing with the CA.
+pub struct AttestationSigner {
+    attestation: Arc<dyn Signer>,
+    ca: CertificateAuthority,
+    ct_log: Option<CtLog>,
+    clock: Arc<dyn Clock>,
+    identity: SigningIdentity,
+    oidc_issuer: String,
+}
+
+impl std::fmt::Debug for AttestationSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttestationSigner")
+            .field("key_id", &self.attestation.key().public_key.key_id())
+            .field("identity", &self.identity)
+            .field("oidc_issuer", &self.oidc_issuer)
+            .finish()
+    }
+}
+
+impl AttestationSigner {
+    /// Assembles a signer from its parts. The attestation key must be ECDSA P-256: stock
+    /// Sigstore verifiers only accept EC keys in signing certificates.
+    pub fn new(
+        attestation: Arc<dyn Signer>,
+        ca: CertificateAuthority,
+        ct_log: Option<CtLog>,
+        clock: Arc<dyn Clock>,
+        identity: SigningIdentity,
+        oidc_issuer: &str,
+    ) -> Result<Self, SignerError> {
+        if attestation.algorithm() != KeyAlgorithm::EcdsaP256 {
+            return Err(SignerError::WrongKeyAlgorithm {
+                label: attestation.key().label.to_string(),
+                found: attestation.algorithm().to_string(),
+                expected: KeyAlgorithm::EcdsaP256.to_string(),
+                purpose: "the attestation key",
+            });
+        }
+        Ok(AttestationSigner {
+            attestation,
+            ca,
+            ct_log,
+            clock,
+            identity,
+            oidc_issuer: oidc_issuer.to_owned(),
+        })
+    }
+
+    /// Opens the ceremony keys ([`KeyRole`] labels) of `source`. `root_der` is the persisted
+    /// root certificate, if one was made before (else a new root is self-signed).
+    pub fn from_key_source(
+        source: &dyn KeySource,
+        profile: &CaProfile,
+        root_der: Option<&[u8]>,
+        clock: Arc<dyn Clock>,
+        identity: SigningIdentity,
+        oidc_issuer: &str,
+    ) -> Result<Self, SignerError> {
+        let ca_signer = source.signer(&KeyRole::CertificateAuthority.label()?)?;
+        let ca = match root_der {
+            Some(root_der) => CertificateAuthority::with_root(ca_signer, profile, root_der)?,
+            None => CertificateAuthority::new(ca_signer, profile)?,
+        };
+        let ct_log = CtLog::new(source.signer(&KeyRole::CtLog.label()?)?)?;
+        let attestation = source.signer(&KeyRole::Attestation.label()?)?;
+        AttestationSigner::new(attestation, ca, Some(ct_log), clock, identity, oidc_issuer)
+    }
+
+    /// The CA (root certificate, public key) for the trusted root.
+    pub fn certificate_authority(&self) -> &CertificateAuthority {
+        &self.ca
+    }
+
+    /// The CT log (public key, log id) for the trusted root.
+    pub fn ct_log(&self) -> Option<&CtLog> {
+        self.ct_log.as_ref()
+    }
+
+    /// True when signatures are made with development software keys.
+    pub fn dev_signed(&self) -> bool {
+        self.attestation.dev_signed()
+    }
+
+    /// Signs `statement` for an entitled installation: DSSE over its canonical JSON, plus a
+    /// fresh leaf certificate. Development keys stamp every subject with
+    /// [`DEV_SIGNED_ANNOTATION`] and the certificate subject with `DEV-SIGNED`.
+    pub fn sign_statement(
+        &self,
+        mut statement: Statement,
+        entitled: &Entitled,
+    ) -> Result<SignedAttestation, SignerError> {
+        let dev_signed = self.attestation.dev_signed();
+        if dev_signed {
+            for subject in &mut statement.subject {
+                subject.annotations.insert(
+                    DEV_SIGNED_ANNOTATION.to_owned(),
+                    serde_json::Value::Bool(true),
+                );
+            }
+        }
+        let statement_json = statement.to_canonical_json()?;
+        let envelope = Envelope::sign(
+            IN_TOTO_PAYLOAD_TYPE,
+            &statement_json,
+            self.attestation.as_ref(),
+        )?;
+        let certificate = self.ca.issue_leaf(
+            &self.attestation.key().public_key,
+            &self.identity,
+            &self.oidc_issuer,
+            dev_signed,
+            self.clock.as_ref(),
+            self.ct_log.as_ref(),
+        )?;
+        Ok(SignedAttestation {
+            envelope,
+            statement_json,
+            certificate,
+            root_pem: self.ca.root().pem.clone(),
+            key_id: self.attestation.key().public_key.key_id(),
+            licence_id: entitled.licence_id().to_owned(),
+            dev_signed,
+        })
+    }
+}
