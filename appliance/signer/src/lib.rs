@@ -10,6 +10,7 @@
 mod ca;
 mod clock;
 mod dsse;
+mod enrolment;
 mod entitlement;
 mod error;
 mod sct;
@@ -22,6 +23,7 @@ pub use ca::{
 };
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use dsse::{DsseSignature, Envelope, IN_TOTO_PAYLOAD_TYPE, Limits, pae};
+pub use enrolment::{ENROLMENT_FORMAT, enrolment_request};
 pub use entitlement::{
     Entitled, Entitlement, EntitlementRefusal, GateContext, RevocationList, SIGNING_QUOTA, SemVer,
     VendorSignature, check_entitlement,
