@@ -170,6 +170,27 @@ pub fn key_status(source: &dyn KeySource) -> Result<KeyInventory, HsmError> {
     inventory(source, false)
 }
 
+/// Readiness probe for `/readyz`: every appliance key is present and the attestation key
+/// makes a signature that verifies. Returns the inventory on success.
+pub fn check_ready(source: &dyn KeySource) -> Result<KeyInventory, HsmError> {
+    let inventory = key_status(source)?;
+    if let Some(missing) = inventory
+        .keys
+        .iter()
+        .find(|entry| entry.state == KeyState::Missing)
+    {
+        return Err(HsmError::KeyNotFound {
+            label: missing.label.clone(),
+            source_name: source.name(),
+        });
+    }
+    let signer = source.signer(&KeyRole::Attestation.label()?)?;
+    let probe = b"stella-ops readiness probe";
+    let signature = signer.sign(probe)?;
+    signer.key().public_key.verify(probe, &signature)?;
+    Ok(inventory)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,7 @@ mod source;
 mod yubi;
 
 pub use ceremony::{
-    InventoryEntry, KeyInventory, KeyRole, KeyState, init_appliance_keys, key_status,
+    InventoryEntry, KeyInventory, KeyRole, KeyState, check_ready, init_appliance_keys, key_status,
 };
 pub use config::{BackendKind, HsmConfig, YubiHsmConnectorKind, open_key_source};
 pub use error::HsmError;

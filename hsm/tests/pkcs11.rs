@@ -142,6 +142,10 @@ fn pkcs11_ceremony_is_idempotent_through_config() {
     .unwrap();
     let source = open_key_source(&config).unwrap();
 
+    assert!(
+        stella_hsm::check_ready(source.as_ref()).is_err(),
+        "ready without keys"
+    );
     let before = key_status(source.as_ref()).unwrap();
     assert!(
         before
@@ -186,6 +190,11 @@ fn pkcs11_ceremony_is_idempotent_through_config() {
     };
     assert_eq!(ids(&first), ids(&second));
     assert_eq!(source.list_keys().unwrap().len(), KeyRole::ALL.len());
+    assert!(
+        stella_hsm::check_ready(source.as_ref())
+            .unwrap()
+            .is_complete()
+    );
 }
 
 #[test]

@@ -30,7 +30,7 @@ pub use entitlement::{
 };
 pub use error::SignerError;
 pub use sct::{CtLog, SCT_LIST_OID};
-pub use service::{AttestationSigner, DEV_SIGNED_ANNOTATION, SignedAttestation};
+pub use service::{AttestationSigner, AuditRecord, DEV_SIGNED_ANNOTATION, SignedAttestation};
 pub use statement::{
     CYCLONEDX_PREDICATE_TYPE, POLICY_REPORT_PREDICATE_TYPE, PolicyReport, Predicate,
     SPDX_PREDICATE_TYPE, STATEMENT_TYPE, Sha256Digest, Statement, StatementBuilder, Subject,

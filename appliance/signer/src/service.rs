@@ -31,6 +31,54 @@ pub struct SignedAttestation {
     pub dev_signed: bool,
 }
 
+/// What every signing leaves in the audit log (issue 8 item 7).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditRecord {
+    /// Licence that allowed the signing.
+    pub licence_id: String,
+    /// `sha256:` digest of the first subject (the image).
+    pub image_digest: Option<String>,
+    /// The predicate's `policy_digest`, when it has one (policy reports).
+    pub policy_digest: Option<String>,
+    /// The statement's predicate type.
+    pub predicate_type: Option<String>,
+    /// Attestation key id.
+    pub key_id: String,
+    /// Leaf certificate serial (hex).
+    pub certificate_serial: String,
+    /// Leaf certificate validity start (RFC 3339).
+    pub signed_at: String,
+    /// Whether a development key signed.
+    pub dev_signed: bool,
+    /// Transparency-log index, once the attestor has logged the envelope.
+    pub log_index: Option<u64>,
+}
+
+impl SignedAttestation {
+    /// The audit record of this signing (`log_index` is filled in by the attestor).
+    pub fn audit_record(&self) -> AuditRecord {
+        let statement: serde_json::Value =
+            serde_json::from_slice(&self.statement_json).unwrap_or_default();
+        let text = |value: &serde_json::Value| value.as_str().map(str::to_owned);
+        AuditRecord {
+            licence_id: self.licence_id.clone(),
+            image_digest: text(&statement["subject"][0]["digest"]["sha256"])
+                .map(|hex| format!("sha256:{hex}")),
+            policy_digest: text(&statement["predicate"]["policy_digest"]),
+            predicate_type: text(&statement["predicateType"]),
+            key_id: self.key_id.clone(),
+            certificate_serial: self.certificate.serial_hex.clone(),
+            signed_at: self
+                .certificate
+                .not_before
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            dev_signed: self.dev_signed,
+            log_index: None,
+        }
+    }
+}
+
 /// Signs statements with the attestation key, certifies that key per signing with the CA.
 pub struct AttestationSigner {
     attestation: Arc<dyn Signer>,

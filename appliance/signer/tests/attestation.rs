@@ -259,6 +259,18 @@ fn yubihsm_attestation_signs_and_verifies() {
     );
     assert_eq!(payload["predicate"]["created"], "2026-11-29T06:00:00Z");
     assert_eq!(payload["predicate"]["image_digest"], image().to_string());
+    let audit = signed.audit_record();
+    assert_eq!(
+        audit.image_digest.as_deref(),
+        Some(image().to_string().as_str())
+    );
+    assert_eq!(
+        audit.policy_digest,
+        Some(Sha256Digest::of(b"policy").to_string())
+    );
+    assert_eq!(audit.certificate_serial, signed.certificate.serial_hex);
+    assert_eq!(audit.licence_id, "lic-0123456789abcdef0123");
+    assert_eq!(audit.signed_at, "2026-11-29T06:00:00Z");
 }
 
 #[test]
