@@ -110,3 +110,39 @@ fn yubihsm_ceremony_is_idempotent() {
         second.entry(KeyRole::Attestation).unwrap().key_id
     );
 }
+
+#[test]
+fn yubihsm_http_connector_opens_from_config() {
+    // A MockHSM served by the yubihsm crate's own connector server on loopback, so the
+    // production path (HTTP connector, password-derived credentials, [hsm] parsing) runs.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server_config = yubihsm::HttpConfig {
+        addr: "127.0.0.1".to_owned(),
+        port,
+        timeout_ms: 5000,
+    };
+    let server =
+        yubihsm::connector::http::Server::new(&server_config, Connector::mockhsm()).unwrap();
+    std::thread::spawn(move || server.run());
+
+    let dir = tempfile::tempdir().unwrap();
+    let pin_file = dir.path().join("password");
+    std::fs::write(&pin_file, "password\n").unwrap();
+    let config: stella_hsm::HsmConfig = toml::from_str(&format!(
+        "backend = \"yubihsm\"\nconnector = \"http\"\nurl = \"http://127.0.0.1:{port}\"\nauth_key_id = 1\npin_file = \"{}\"\n",
+        pin_file.display()
+    ))
+    .unwrap();
+    let source = stella_hsm::open_key_source(&config).unwrap();
+    let inventory = init_appliance_keys(source.as_ref()).unwrap();
+    assert!(inventory.is_complete());
+    stella_hsm::check_ready(source.as_ref()).unwrap();
+
+    std::fs::write(&pin_file, "wrong password\n").unwrap();
+    let error = stella_hsm::open_key_source(&config).err().unwrap();
+    assert!(error.to_string().contains("YubiHSM 2"), "{error}");
+}
