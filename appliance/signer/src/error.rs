@@ -30,6 +30,9 @@ pub enum SignerError {
         expected: String,
         purpose: &'static str,
     },
+    /// The running binary's release signature did not verify (the signer must not sign).
+    #[error("release integrity: {0}")]
+    ReleaseIntegrity(String),
     /// JSON encoding failed.
     #[error("JSON encoding of {what}: {reason}")]
     Json { what: &'static str, reason: String },

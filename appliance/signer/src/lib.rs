@@ -13,6 +13,7 @@ mod dsse;
 mod enrolment;
 mod entitlement;
 mod error;
+mod release;
 mod sct;
 mod service;
 mod statement;
@@ -29,8 +30,12 @@ pub use entitlement::{
     VendorSignature, check_entitlement,
 };
 pub use error::SignerError;
+pub use release::{ReleaseIntegrity, ReleasePolicy, check_release};
 pub use sct::{CtLog, SCT_LIST_OID};
-pub use service::{AttestationSigner, AuditRecord, DEV_SIGNED_ANNOTATION, SignedAttestation};
+pub use service::{
+    AttestationSigner, AuditRecord, DEV_SIGNED_ANNOTATION, RELEASE_OVERRIDE_ANNOTATION,
+    SignedAttestation,
+};
 pub use statement::{
     CYCLONEDX_PREDICATE_TYPE, POLICY_REPORT_PREDICATE_TYPE, PolicyReport, Predicate,
     SPDX_PREDICATE_TYPE, STATEMENT_TYPE, Sha256Digest, Statement, StatementBuilder, Subject,

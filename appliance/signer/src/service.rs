@@ -6,11 +6,13 @@ use stella_hsm::{KeyAlgorithm, KeyRole, KeySource, Signer};
 
 use crate::{
     CaProfile, CertificateAuthority, Clock, CtLog, Entitled, Envelope, IN_TOTO_PAYLOAD_TYPE,
-    IssuedCertificate, SignerError, SigningIdentity, Statement,
+    IssuedCertificate, ReleaseIntegrity, SignerError, SigningIdentity, Statement,
 };
 
 /// Annotation set on every subject of a statement signed with a development key.
 pub const DEV_SIGNED_ANNOTATION: &str = "stella-ops.org/dev-signed";
+/// Annotation set on every subject when the release-integrity check was overridden.
+pub const RELEASE_OVERRIDE_ANNOTATION: &str = "stella-ops.org/release-check-overridden";
 
 /// The result of one signing: what the attestor turns into a Sigstore bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +31,8 @@ pub struct SignedAttestation {
     pub licence_id: String,
     /// True when any key involved is a development software key.
     pub dev_signed: bool,
+    /// The release-integrity check in force when this was signed.
+    pub release: ReleaseIntegrity,
 }
 
 /// What every signing leaves in the audit log (issue 8 item 7).
@@ -50,6 +54,8 @@ pub struct AuditRecord {
     pub signed_at: String,
     /// Whether a development key signed.
     pub dev_signed: bool,
+    /// The release-integrity check in force.
+    pub release: ReleaseIntegrity,
     /// Transparency-log index, once the attestor has logged the envelope.
     pub log_index: Option<u64>,
 }
@@ -74,6 +80,7 @@ impl SignedAttestation {
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default(),
             dev_signed: self.dev_signed,
+            release: self.release.clone(),
             log_index: None,
         }
     }
@@ -87,6 +94,7 @@ pub struct AttestationSigner {
     clock: Arc<dyn Clock>,
     identity: SigningIdentity,
     oidc_issuer: String,
+    release: ReleaseIntegrity,
 }
 
 impl std::fmt::Debug for AttestationSigner {
@@ -125,6 +133,7 @@ impl AttestationSigner {
             clock,
             identity,
             oidc_issuer: oidc_issuer.to_owned(),
+            release: ReleaseIntegrity::NotConfigured,
         })
     }
 
@@ -158,6 +167,17 @@ impl AttestationSigner {
         self.ct_log.as_ref()
     }
 
+    /// Records the start-up release check ([`crate::check_release`]); a
+    /// [`ReleaseIntegrity::DevOverride`] is then stamped on every attestation.
+    pub fn set_release_integrity(&mut self, release: ReleaseIntegrity) {
+        self.release = release;
+    }
+
+    /// The recorded release check.
+    pub fn release_integrity(&self) -> &ReleaseIntegrity {
+        &self.release
+    }
+
     /// True when signatures are made with development software keys.
     pub fn dev_signed(&self) -> bool {
         self.attestation.dev_signed()
@@ -176,6 +196,14 @@ impl AttestationSigner {
             for subject in &mut statement.subject {
                 subject.annotations.insert(
                     DEV_SIGNED_ANNOTATION.to_owned(),
+                    serde_json::Value::Bool(true),
+                );
+            }
+        }
+        if self.release == ReleaseIntegrity::DevOverride {
+            for subject in &mut statement.subject {
+                subject.annotations.insert(
+                    RELEASE_OVERRIDE_ANNOTATION.to_owned(),
                     serde_json::Value::Bool(true),
                 );
             }
@@ -202,6 +230,7 @@ impl AttestationSigner {
             key_id: self.attestation.key().public_key.key_id(),
             licence_id: entitled.licence_id().to_owned(),
             dev_signed,
+            release: self.release.clone(),
         })
     }
 }
