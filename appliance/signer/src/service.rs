@@ -86,6 +86,30 @@ impl SignedAttestation {
     }
 }
 
+/// What `GET /api/signer/status` shows about the signer itself (the entitlement part comes
+/// from the gate, the key part from `stella_hsm::key_status`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SignerStatus {
+    /// Attestation key id.
+    pub attestation_key_id: String,
+    /// Where the attestation key signs (`pkcs11:<token>`, `yubihsm`, `dev-software`).
+    pub provenance: stella_hsm::Provenance,
+    /// True when development software keys sign.
+    pub dev_signed: bool,
+    /// The release-integrity check in force.
+    pub release: ReleaseIntegrity,
+    /// The SAN identity of the leaf certificates.
+    pub identity: String,
+    /// The OIDC issuer written into the leaf certificates.
+    pub oidc_issuer: String,
+    /// Root certificate serial (hex) and end of validity (RFC 3339).
+    pub root_serial: String,
+    /// End of the root's validity.
+    pub root_not_after: String,
+    /// Hex CT log id, when SCTs are embedded.
+    pub ct_log_id: Option<String>,
+}
+
 /// Signs statements with the attestation key, certifies that key per signing with the CA.
 pub struct AttestationSigner {
     attestation: Arc<dyn Signer>,
@@ -176,6 +200,28 @@ impl AttestationSigner {
     /// The recorded release check.
     pub fn release_integrity(&self) -> &ReleaseIntegrity {
         &self.release
+    }
+
+    /// The signer's status for `GET /api/signer/status`.
+    pub fn status(&self) -> SignerStatus {
+        SignerStatus {
+            attestation_key_id: self.attestation.key().public_key.key_id(),
+            provenance: self.attestation.provenance(),
+            dev_signed: self.attestation.dev_signed(),
+            release: self.release.clone(),
+            identity: match &self.identity {
+                SigningIdentity::Uri(text) | SigningIdentity::Email(text) => text.clone(),
+            },
+            oidc_issuer: self.oidc_issuer.clone(),
+            root_serial: self.ca.root().serial_hex.clone(),
+            root_not_after: self
+                .ca
+                .root()
+                .not_after
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            ct_log_id: self.ct_log.as_ref().map(|log| hex::encode(log.log_id())),
+        }
     }
 
     /// True when signatures are made with development software keys.

@@ -289,6 +289,10 @@ fn dev_key_files_stamp_every_attestation() {
         .unwrap();
     check_signed(&signed, &signer, &source);
     assert!(signed.dev_signed);
+    let status = signer.status();
+    assert!(status.dev_signed);
+    assert_eq!(status.attestation_key_id, signed.key_id);
+    assert_eq!(status.ct_log_id.unwrap().len(), 64);
     let payload: serde_json::Value = serde_json::from_slice(&signed.statement_json).unwrap();
     for subject in payload["subject"].as_array().unwrap() {
         assert_eq!(subject["annotations"][DEV_SIGNED_ANNOTATION], true);
