@@ -8,6 +8,7 @@ import base64
 import datetime
 import hashlib
 import json
+import os
 import struct
 import sys
 
@@ -105,6 +106,31 @@ def check_certificates(chain):
     )
     ct_key.verify(sct.signature, signed, ec.ECDSA(hashes.SHA256()))
     print("OK embedded SCT verifies against the CT log key")
+    check_with_stock_sigstore(chain, leaf, root, ct_spki)
+
+
+def check_with_stock_sigstore(chain, leaf, root, ct_spki):
+    """When sigstore-python is importable, run its own SCT and identity checks too."""
+    try:
+        from sigstore._internal.sct import verify_sct
+        from sigstore._internal.trust import Keyring
+        from sigstore.verify.policy import Identity
+        from sigstore_models.common import v1 as common_v1
+    except ImportError:
+        if os.environ.get("CI"):
+            raise AssertionError("CI is set but the sigstore package is missing from this python")
+        print("SKIP stock sigstore-python checks: the sigstore package is not installed")
+        return
+    keyring = Keyring(
+        [
+            common_v1.PublicKey(
+                raw_bytes=base64.b64encode(ct_spki).decode(), key_details=common_v1.PublicKeyDetails.PKIX_ECDSA_P256_SHA_256
+            )
+        ]
+    )
+    verify_sct(leaf, [root], keyring)
+    Identity(identity=chain["identity"], issuer=chain["oidc_issuer"]).verify(leaf)
+    print("OK sigstore-python verify_sct and Identity policy accept the leaf certificate")
 
 
 def main():
