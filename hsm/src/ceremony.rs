@@ -118,6 +118,38 @@ impl KeyInventory {
     }
 }
 
+impl KeyInventory {
+    /// Human-readable table for `stella hsm init|status|keys`: one line per role with label,
+    /// algorithm, state, key id and extractability; with `with_public_keys`, each key's PEM.
+    pub fn render(&self, with_public_keys: bool) -> String {
+        let mut out = format!("key source: {}\n", self.source);
+        for entry in &self.keys {
+            let state = match entry.state {
+                KeyState::Created => "created",
+                KeyState::Existing => "existing",
+                KeyState::Missing => "MISSING",
+            };
+            let protection = match entry.protection {
+                Some(protection) if protection.is_non_extractable() => "non-extractable",
+                Some(_) => "EXTRACTABLE",
+                None => "-",
+            };
+            out.push_str(&format!(
+                "{:<30} {:<10} {:<8} {:<15} {}\n",
+                entry.label,
+                entry.algorithm.as_str(),
+                state,
+                protection,
+                entry.key_id.as_deref().unwrap_or("-"),
+            ));
+            if with_public_keys && let Some(pem) = &entry.public_key_pem {
+                out.push_str(pem);
+            }
+        }
+        out
+    }
+}
+
 fn inventory(source: &dyn KeySource, create: bool) -> Result<KeyInventory, HsmError> {
     let mut keys = Vec::with_capacity(KeyRole::ALL.len());
     for role in KeyRole::ALL {

@@ -14,6 +14,7 @@ mod enrolment;
 mod entitlement;
 mod error;
 mod release;
+mod request;
 mod sct;
 mod service;
 mod statement;
@@ -31,6 +32,7 @@ pub use entitlement::{
 };
 pub use error::SignerError;
 pub use release::{ReleaseIntegrity, ReleasePolicy, check_release};
+pub use request::{PredicateKind, RequestLimits, RequestSubject, SignRequest};
 pub use sct::{CtLog, SCT_LIST_OID};
 pub use service::{
     AttestationSigner, AuditRecord, DEV_SIGNED_ANNOTATION, RELEASE_OVERRIDE_ANNOTATION,

@@ -121,6 +121,12 @@ pub struct AttestationSigner {
     release: ReleaseIntegrity,
 }
 
+// The daemon shares one signer across request handlers.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<AttestationSigner>();
+};
+
 impl std::fmt::Debug for AttestationSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AttestationSigner")
