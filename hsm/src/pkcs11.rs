@@ -152,18 +152,96 @@ pub fn initialize_token(
     Ok(())
 }
 
-/// Keys on one PKCS#11 token, through one logged-in read-write session.
-pub struct Pkcs11KeySource {
+/// The logged-in session of one token, reopened when the token drops it (device reset,
+/// logout by another part of the process, token removal and reinsertion).
+struct Connection {
+    context: Pkcs11,
     module: PathBuf,
     token: String,
-    session: Arc<Mutex<Session>>,
+    pin: String,
+    session: Mutex<Session>,
+}
+
+/// Errors after which a fresh session and login may succeed.
+fn recoverable(error: &HsmError) -> bool {
+    matches!(
+        error,
+        HsmError::Pkcs11 {
+            source: CryptokiError::Pkcs11(
+                RvError::SessionHandleInvalid
+                    | RvError::SessionClosed
+                    | RvError::UserNotLoggedIn
+                    | RvError::KeyHandleInvalid
+                    | RvError::ObjectHandleInvalid
+                    | RvError::DeviceRemoved
+                    | RvError::TokenNotPresent,
+                _
+            ),
+            ..
+        }
+    )
+}
+
+impl Connection {
+    /// Finds the token by label (slot ids can change across reinsertion), opens a read-write
+    /// session and logs in as user.
+    fn open_session(
+        context: &Pkcs11,
+        module: &Path,
+        token: &str,
+        pin: &str,
+    ) -> Result<Session, HsmError> {
+        let error = |operation| {
+            move |source| HsmError::Pkcs11 {
+                module: module.to_path_buf(),
+                operation,
+                source,
+            }
+        };
+        let tokens = token_labels(context, module)?;
+        let slot = tokens
+            .iter()
+            .find(|(_, label)| label == token)
+            .map(|(slot, _)| *slot)
+            .ok_or_else(|| HsmError::TokenNotFound {
+                module: module.to_path_buf(),
+                token: token.to_owned(),
+                present: tokens.iter().map(|(_, label)| label.clone()).collect(),
+            })?;
+        let session = context
+            .open_rw_session(slot)
+            .map_err(error("C_OpenSession"))?;
+        match session.login(UserType::User, Some(&AuthPin::from(pin.to_owned()))) {
+            // Login state is per application and token: another source may have logged in already.
+            Ok(()) | Err(CryptokiError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+            Err(source) => return Err(error("C_Login (user)")(source)),
+        }
+        Ok(session)
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Session>, HsmError> {
+        self.session
+            .lock()
+            .map_err(|_| HsmError::Poisoned(format!("pkcs11:{}", self.token)))
+    }
+
+    /// Replaces the session behind `guard` with a freshly opened, logged-in one.
+    fn recover(&self, guard: &mut MutexGuard<'_, Session>) -> Result<(), HsmError> {
+        **guard = Connection::open_session(&self.context, &self.module, &self.token, &self.pin)?;
+        Ok(())
+    }
+}
+
+/// Keys on one PKCS#11 token, through one logged-in read-write session.
+pub struct Pkcs11KeySource {
+    connection: Arc<Connection>,
 }
 
 impl std::fmt::Debug for Pkcs11KeySource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pkcs11KeySource")
-            .field("module", &self.module)
-            .field("token", &self.token)
+            .field("module", &self.connection.module)
+            .field("token", &self.connection.token)
             .finish()
     }
 }
@@ -171,50 +249,39 @@ impl std::fmt::Debug for Pkcs11KeySource {
 impl Pkcs11KeySource {
     /// Loads the module, finds the token by label and logs in as user.
     pub fn open(settings: &Pkcs11Settings) -> Result<Self, HsmError> {
-        let module = settings.module.clone();
-        let context = module_context(&module)?;
-        let error = |operation| {
-            let module = module.clone();
-            move |source| HsmError::Pkcs11 {
-                module,
-                operation,
-                source,
-            }
-        };
-        let tokens = token_labels(&context, &module)?;
-        let slot = tokens
-            .iter()
-            .find(|(_, label)| label == &settings.token)
-            .map(|(slot, _)| *slot)
-            .ok_or_else(|| HsmError::TokenNotFound {
-                module: module.clone(),
-                token: settings.token.clone(),
-                present: tokens.iter().map(|(_, label)| label.clone()).collect(),
-            })?;
-        let session = context
-            .open_rw_session(slot)
-            .map_err(error("C_OpenSession"))?;
-        match session.login(UserType::User, Some(&AuthPin::from(settings.pin.clone()))) {
-            // Login state is per application and token: another source may have logged in already.
-            Ok(()) | Err(CryptokiError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-            Err(source) => return Err(error("C_Login (user)")(source)),
-        }
+        let context = module_context(&settings.module)?;
+        let session =
+            Connection::open_session(&context, &settings.module, &settings.token, &settings.pin)?;
         Ok(Pkcs11KeySource {
-            module,
-            token: settings.token.clone(),
-            session: Arc::new(Mutex::new(session)),
+            connection: Arc::new(Connection {
+                context,
+                module: settings.module.clone(),
+                token: settings.token.clone(),
+                pin: settings.pin.clone(),
+                session: Mutex::new(session),
+            }),
         })
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, Session>, HsmError> {
-        self.session
-            .lock()
-            .map_err(|_| HsmError::Poisoned(self.name()))
+    /// Runs `operation` on the session; if the token dropped the session or the login, opens
+    /// a new one and runs it once more.
+    fn with_session<T>(
+        &self,
+        mut operation: impl FnMut(&Session) -> Result<T, HsmError>,
+    ) -> Result<T, HsmError> {
+        let mut session = self.connection.lock()?;
+        match operation(&session) {
+            Err(error) if recoverable(&error) => {
+                self.connection.recover(&mut session)?;
+                operation(&session)
+            }
+            result => result,
+        }
     }
 
     fn error(&self, operation: &'static str) -> impl Fn(CryptokiError) -> HsmError + '_ {
         move |source| HsmError::Pkcs11 {
-            module: self.module.clone(),
+            module: self.connection.module.clone(),
             operation,
             source,
         }
@@ -310,11 +377,48 @@ fn unwrap_octet_string(value: &[u8], raw_length: usize) -> &[u8] {
 
 impl KeySource for Pkcs11KeySource {
     fn name(&self) -> String {
-        format!("pkcs11:{}:{}", self.module.display(), self.token)
+        format!(
+            "pkcs11:{}:{}",
+            self.connection.module.display(),
+            self.connection.token
+        )
     }
 
     fn list_keys(&self) -> Result<Vec<KeyInfo>, HsmError> {
-        let session = self.lock()?;
+        self.with_session(|session| self.list_keys_in(session))
+    }
+
+    fn find_key(&self, label: &KeyLabel) -> Result<Option<KeyInfo>, HsmError> {
+        self.with_session(|session| Ok(self.load(session, label)?.map(|(_, info)| info)))
+    }
+
+    fn generate_key(&self, label: &KeyLabel, algorithm: KeyAlgorithm) -> Result<KeyInfo, HsmError> {
+        self.with_session(|session| self.generate_key_in(session, label, algorithm))
+    }
+
+    fn signer(&self, label: &KeyLabel) -> Result<Arc<dyn Signer>, HsmError> {
+        let (handle, key) = self.with_session(|session| {
+            self.load(session, label)?
+                .ok_or_else(|| HsmError::KeyNotFound {
+                    label: label.to_string(),
+                    source_name: self.name(),
+                })
+        })?;
+        Ok(Arc::new(Pkcs11Signer {
+            connection: Arc::clone(&self.connection),
+            backend: format!("pkcs11:{}", self.connection.token),
+            handle: Mutex::new(handle),
+            key,
+        }))
+    }
+
+    fn protection(&self, label: &KeyLabel) -> Result<KeyProtection, HsmError> {
+        self.with_session(|session| self.protection_in(session, label))
+    }
+}
+
+impl Pkcs11KeySource {
+    fn list_keys_in(&self, session: &Session) -> Result<Vec<KeyInfo>, HsmError> {
         let handles = session
             .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])
             .map_err(self.error("C_FindObjects"))?;
@@ -332,7 +436,7 @@ impl KeySource for Pkcs11KeySource {
                     else {
                         continue;
                     };
-                    match self.load(&session, &label) {
+                    match self.load(session, &label) {
                         Ok(Some((_, info))) => keys.push(info),
                         Ok(None) | Err(HsmError::UnsupportedKey { .. }) => {}
                         Err(error) => return Err(error),
@@ -345,15 +449,14 @@ impl KeySource for Pkcs11KeySource {
         Ok(keys)
     }
 
-    fn find_key(&self, label: &KeyLabel) -> Result<Option<KeyInfo>, HsmError> {
-        let session = self.lock()?;
-        Ok(self.load(&session, label)?.map(|(_, info)| info))
-    }
-
-    fn generate_key(&self, label: &KeyLabel, algorithm: KeyAlgorithm) -> Result<KeyInfo, HsmError> {
-        let session = self.lock()?;
+    fn generate_key_in(
+        &self,
+        session: &Session,
+        label: &KeyLabel,
+        algorithm: KeyAlgorithm,
+    ) -> Result<KeyInfo, HsmError> {
         if self
-            .find_one(&session, ObjectClass::PRIVATE_KEY, label)?
+            .find_one(session, ObjectClass::PRIVATE_KEY, label)?
             .is_some()
         {
             return Err(HsmError::KeyExists {
@@ -390,7 +493,7 @@ impl KeySource for Pkcs11KeySource {
             .generate_key_pair(&mechanism, &public_template, &private_template)
             .map_err(self.error("C_GenerateKeyPair"))?;
         let (_, info) = self
-            .load(&session, label)?
+            .load(session, label)?
             .ok_or_else(|| HsmError::KeyNotFound {
                 label: label.to_string(),
                 source_name: self.name(),
@@ -398,27 +501,13 @@ impl KeySource for Pkcs11KeySource {
         Ok(info)
     }
 
-    fn signer(&self, label: &KeyLabel) -> Result<Arc<dyn Signer>, HsmError> {
-        let session = self.lock()?;
-        let (handle, key) = self
-            .load(&session, label)?
-            .ok_or_else(|| HsmError::KeyNotFound {
-                label: label.to_string(),
-                source_name: self.name(),
-            })?;
-        Ok(Arc::new(Pkcs11Signer {
-            module: self.module.clone(),
-            backend: format!("pkcs11:{}", self.token),
-            session: Arc::clone(&self.session),
-            handle,
-            key,
-        }))
-    }
-
-    fn protection(&self, label: &KeyLabel) -> Result<KeyProtection, HsmError> {
-        let session = self.lock()?;
+    fn protection_in(
+        &self,
+        session: &Session,
+        label: &KeyLabel,
+    ) -> Result<KeyProtection, HsmError> {
         let (handle, _) = self
-            .load(&session, label)?
+            .load(session, label)?
             .ok_or_else(|| HsmError::KeyNotFound {
                 label: label.to_string(),
                 source_name: self.name(),
@@ -457,13 +546,41 @@ impl KeySource for Pkcs11KeySource {
     }
 }
 
-/// Signs with one private key handle through the source's shared session.
+/// Signs with one private key through the source's shared session.
 struct Pkcs11Signer {
-    module: PathBuf,
+    connection: Arc<Connection>,
     backend: String,
-    session: Arc<Mutex<Session>>,
-    handle: ObjectHandle,
+    /// Cached handle of the private key; looked up again after the session is reopened.
+    handle: Mutex<ObjectHandle>,
     key: KeyInfo,
+}
+
+impl Pkcs11Signer {
+    fn sign_once(
+        &self,
+        session: &Session,
+        handle: ObjectHandle,
+        message: &[u8],
+    ) -> Result<Vec<u8>, HsmError> {
+        let error = |source| HsmError::Pkcs11 {
+            module: self.connection.module.clone(),
+            operation: "C_Sign",
+            source,
+        };
+        match self.key.algorithm() {
+            KeyAlgorithm::EcdsaP256 => {
+                let digest = Sha256::digest(message);
+                let raw = session
+                    .sign(&Mechanism::Ecdsa, handle, &digest)
+                    .map_err(error)?;
+                p256_raw_to_der(self.key.label.as_str(), &raw)
+            }
+            KeyAlgorithm::Ed25519 => {
+                let mechanism = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure));
+                session.sign(&mechanism, handle, message).map_err(error)
+            }
+        }
+    }
 }
 
 impl Signer for Pkcs11Signer {
@@ -472,29 +589,34 @@ impl Signer for Pkcs11Signer {
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, HsmError> {
-        let session = self
-            .session
+        let mut session = self.connection.lock()?;
+        let mut handle = self
+            .handle
             .lock()
             .map_err(|_| HsmError::Poisoned(self.backend.clone()))?;
-        let error = |source| HsmError::Pkcs11 {
-            module: self.module.clone(),
-            operation: "C_Sign",
-            source,
-        };
-        match self.key.algorithm() {
-            KeyAlgorithm::EcdsaP256 => {
-                let digest = Sha256::digest(message);
-                let raw = session
-                    .sign(&Mechanism::Ecdsa, self.handle, &digest)
-                    .map_err(error)?;
-                p256_raw_to_der(self.key.label.as_str(), &raw)
+        match self.sign_once(&session, *handle, message) {
+            Err(error) if recoverable(&error) => {
+                self.connection.recover(&mut session)?;
+                let handles = session
+                    .find_objects(&[
+                        Attribute::Class(ObjectClass::PRIVATE_KEY),
+                        Attribute::Label(self.key.label.as_str().as_bytes().to_vec()),
+                    ])
+                    .map_err(|source| HsmError::Pkcs11 {
+                        module: self.connection.module.clone(),
+                        operation: "C_FindObjects",
+                        source,
+                    })?;
+                *handle = handles
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| HsmError::KeyNotFound {
+                        label: self.key.label.to_string(),
+                        source_name: self.backend.clone(),
+                    })?;
+                self.sign_once(&session, *handle, message)
             }
-            KeyAlgorithm::Ed25519 => {
-                let mechanism = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure));
-                session
-                    .sign(&mechanism, self.handle, message)
-                    .map_err(error)
-            }
+            result => result,
         }
     }
 

@@ -198,6 +198,50 @@ fn pkcs11_ceremony_is_idempotent_through_config() {
 }
 
 #[test]
+fn pkcs11_signer_recovers_after_the_token_drops_the_login() {
+    let Some(settings) = softhsm_token("pkcs11_signer_recovers_after_the_token_drops_the_login")
+    else {
+        return;
+    };
+    let source = Pkcs11KeySource::open(&settings).unwrap();
+    let label = KeyLabel::new("recover").unwrap();
+    let info = source
+        .generate_key(&label, KeyAlgorithm::EcdsaP256)
+        .unwrap();
+    let signer = source.signer(&label).unwrap();
+    signer.sign(b"before").unwrap();
+
+    // Login state is per application: logging out through any session logs out all of them,
+    // as a device reset or another tool would.
+    let context = cryptoki::context::Pkcs11::new(SOFTHSM_MODULE).unwrap();
+    let slot = context
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|slot| context.get_token_info(*slot).unwrap().label().trim_end() == TOKEN)
+        .unwrap();
+    let other = context.open_rw_session(slot).unwrap();
+    other.logout().unwrap();
+    assert!(
+        other
+            .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])
+            .unwrap()
+            .is_empty()
+    );
+
+    let signature = signer.sign(b"after").unwrap();
+    info.public_key.verify(b"after", &signature).unwrap();
+    assert_eq!(source.list_keys().unwrap().len(), 1);
+    assert_eq!(
+        other
+            .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
 fn pkcs11_ceremony_refuses_a_key_of_the_wrong_algorithm() {
     let Some(settings) = softhsm_token("pkcs11_ceremony_refuses_a_key_of_the_wrong_algorithm")
     else {
