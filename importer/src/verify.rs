@@ -561,3 +561,18 @@ pub fn read_manifest_unverified<R: Read>(
         .map_err(|e| KitError::Manifest(format!("manifest.json: {e}")))?;
     Ok((manifest, String::from_utf8_lossy(&signature).into_owned()))
 }
+
+/// Runs [`verify_kit`] on untrusted bytes with a fixed, published test key and default limits;
+/// the entry point of the `kit_verify` fuzz target (it exercises the zstd/tar walker and the
+/// layout checks up to the signature).
+pub fn verify_kit_for_fuzzing(data: &[u8]) -> Result<VerifiedKit, KitError> {
+    const FUZZ_PUBLIC_KEY: &str = "RWQf5PPLriMfEivtTd2umwwh06dgy0qkArgyBwrQhyjG+UAUDusY90zu";
+    let keys = TrustedKeys::from_texts([FUZZ_PUBLIC_KEY])?;
+    let clock = FixedClock(time::OffsetDateTime::UNIX_EPOCH);
+    let limits = Limits {
+        max_total_bytes: 64 << 20,
+        max_file_bytes: 16 << 20,
+        ..Limits::default()
+    };
+    verify_kit(data, &keys, &clock, &limits)
+}

@@ -281,3 +281,42 @@ pub(crate) fn file_stem(origin: &str) -> &str {
     let name = origin.rsplit(['/', '\\']).next().unwrap_or(origin);
     name.split('.').next().unwrap_or(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_and_are_unique() {
+        let mut names = std::collections::BTreeSet::new();
+        for kind in SourceKind::ALL {
+            assert!(names.insert(kind.as_str()));
+            assert_eq!(kind.as_str().parse::<SourceKind>().unwrap(), kind);
+        }
+        assert!(
+            "osvv"
+                .parse::<SourceKind>()
+                .unwrap_err()
+                .contains("expected one of")
+        );
+    }
+
+    #[test]
+    fn every_parser_survives_hostile_bytes() {
+        let inputs: [&[u8]; 7] = [
+            b"",
+            b"\xff\xfe\x00",
+            b"{}",
+            b"[]",
+            b"null",
+            b"```toml\n[advisory]\n",
+            b"- a\n- : b",
+        ];
+        for kind in SourceKind::ALL {
+            for input in inputs {
+                let parsed = kind.parse("fuzz", input);
+                assert_eq!(parsed.records(), 0, "{kind} made records from {input:?}");
+            }
+        }
+    }
+}
