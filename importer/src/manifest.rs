@@ -142,6 +142,8 @@ pub enum ContentKind {
     Epss,
     Licences,
     Revocations,
+    /// Signed kit-key rotation records.
+    KeyUpdates,
     /// Delta kits only: keys of records removed since the base.
     Removed,
 }

@@ -9,6 +9,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::canonical::to_canonical_json;
 use crate::error::KitError;
+use crate::keyupdate::SignedKeyUpdate;
 use crate::licence::{SignedLicence, SignedRevocationList};
 use crate::manifest::{
     ContentKind, KitKind, KitPath, MANIFEST_PATH, MANIFEST_SIG_PATH, Manifest, Sha256Hex,
@@ -92,6 +93,8 @@ pub struct VerifiedKit {
     pub epss: Vec<EpssEntry>,
     pub licences: Vec<SignedLicence>,
     pub revocations: Vec<SignedRevocationList>,
+    /// Kit-key rotations; apply with `SignedKeyUpdate::apply` against the keys trusted now.
+    pub key_updates: Vec<SignedKeyUpdate>,
     pub removed: Vec<RemovedKey>,
 }
 
@@ -410,6 +413,7 @@ pub fn verify_kit<R: Read>(
         epss: Vec::new(),
         licences: Vec::new(),
         revocations: Vec::new(),
+        key_updates: Vec::new(),
         removed: Vec::new(),
     };
     let mut counted: BTreeMap<ContentKind, u64> = BTreeMap::new();
@@ -445,6 +449,12 @@ pub fn verify_kit<R: Read>(
                 &bytes,
                 &mut kit.revocations,
                 SignedRevocationList::validate,
+            )?,
+            ContentKind::KeyUpdates => parse_records(
+                path,
+                &bytes,
+                &mut kit.key_updates,
+                SignedKeyUpdate::validate,
             )?,
             ContentKind::Removed => {
                 parse_records(path, &bytes, &mut kit.removed, |_: &RemovedKey| Ok(()))?

@@ -305,6 +305,7 @@ pub fn collect(
         epss,
         licences: all.licences,
         revocations: all.revocations,
+        key_updates: all.key_updates,
         removed: Vec::new(),
     };
     contents.sort();
@@ -371,6 +372,7 @@ pub fn build(
         ("epss", target.epss.len()),
         ("licences", target.licences.len()),
         ("revocations", target.revocations.len()),
+        ("key_updates", target.key_updates.len()),
     ]);
     let (contents, kit_base) = match base {
         None => (contents, None),
