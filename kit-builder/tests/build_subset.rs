@@ -253,7 +253,7 @@ fn subset_kit_counts_and_merges_match_the_inputs() {
                 source
                     .errors
                     .iter()
-                    .all(|e| e.origin.starts_with("openvex/vex.yaml")
+                    .all(|e| e.origin.starts_with("sources/openvex/vex.yaml")
                         && e.reason == "statement without products")
             );
         } else {

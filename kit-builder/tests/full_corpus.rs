@@ -117,13 +117,20 @@ fn full_corpus_kit_matches_its_inputs() {
             .sources
             .iter()
             .find(|s| s.kind.as_str() == kind && s.name == name)
-            .unwrap()
+            .unwrap_or_else(|| panic!("no source {kind} {name}"))
     };
 
     // PyPA: every file one record; each record and its aliases land in one advisory.
     let pypa = files_with(&osv.join("pypa-advisory-database/vulns"), ".yaml");
-    assert_eq!(records("osv", "vulns").records, pypa.len());
-    assert!(records("osv", "vulns").errors.is_empty());
+    assert_eq!(
+        records("osv", "pypa-advisory-database/vulns").records,
+        pypa.len()
+    );
+    assert!(
+        records("osv", "pypa-advisory-database/vulns")
+            .errors
+            .is_empty()
+    );
     for path in &pypa {
         let text = std::fs::read_to_string(path).unwrap();
         let id = text
@@ -143,9 +150,9 @@ fn full_corpus_kit_matches_its_inputs() {
     // Go: the same with JSON aliases.
     let go = files_with(&osv.join("golang-vulndb/data/osv"), ".json");
     assert_eq!(
-        records("osv", "osv").records,
+        records("osv", "data/osv").records,
         go.len(),
-        "the Go database (listed before the Ubuntu sample, same name)"
+        "the Go database"
     );
     for path in &go {
         let value: serde_json::Value =
@@ -157,7 +164,10 @@ fn full_corpus_kit_matches_its_inputs() {
     }
     // RustSec: one record per advisory file.
     let rustsec = files_with(&osv.join("rustsec-advisory-db/crates"), ".md");
-    assert_eq!(records("osv", "crates").records, rustsec.len());
+    assert_eq!(
+        records("osv", "rustsec-advisory-db/crates").records,
+        rustsec.len()
+    );
     for path in &rustsec {
         assert!(keys.contains_key(path.file_stem().unwrap().to_str().unwrap()));
     }
@@ -166,7 +176,7 @@ fn full_corpus_kit_matches_its_inputs() {
         .into_iter()
         .filter(|p| !p.ends_with("index.json"))
         .count();
-    assert_eq!(records("nodejs-security-wg", "npm").records, npm);
+    assert_eq!(records("nodejs-security-wg", "vuln/npm").records, npm);
     // Debian: one record per (advisory, CVE), or per advisory without CVEs; every CVE present.
     for (kind, list) in [("debian-dsa", "DSA"), ("debian-dla", "DLA")] {
         let text = std::fs::read_to_string(
@@ -192,7 +202,7 @@ fn full_corpus_kit_matches_its_inputs() {
             }
         }
         expected += current_cves.map_or(0, |n| n.max(1));
-        let report = records(kind, "list");
+        let report = records(kind, &format!("{list}/list"));
         assert_eq!(
             report.records + report.errors.len(),
             expected,
@@ -277,10 +287,10 @@ fn full_corpus_kit_matches_its_inputs() {
     let by_format = |format| kit.vex_claims.iter().filter(|c| c.format == format).count();
     // Every product_status entry / statement product was read ...
     assert_eq!(
-        records("openvex", "node.openvex.json").records,
+        records("openvex", "vex/node.openvex.json").records,
         openvex_claims
     );
-    assert_eq!(records("csaf", "redhat-csaf-vex").records, csaf_claims);
+    assert_eq!(records("csaf", "vex/redhat-csaf-vex").records, csaf_claims);
     // ... and the kit holds them without exact duplicates (Red Hat lists one component purl under
     // several platforms; identical claims about it collapse into one).
     let distinct: BTreeSet<&stella_importer::VexClaim> = kit.vex_claims.iter().collect();
