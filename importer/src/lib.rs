@@ -7,6 +7,7 @@
 
 pub mod canonical;
 pub mod error;
+pub mod keyupdate;
 pub mod licence;
 pub mod manifest;
 pub mod merge;

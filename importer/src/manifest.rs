@@ -142,6 +142,8 @@ pub enum ContentKind {
     Epss,
     Licences,
     Revocations,
+    /// Signed kit-key rotation records.
+    KeyUpdates,
     /// Delta kits only: keys of records removed since the base.
     Removed,
 }
@@ -202,6 +204,14 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// Parses `manifest.json` bytes (no signature check; see `verify_kit`) and validates it.
+    pub fn parse(bytes: &[u8]) -> Result<Self, KitError> {
+        let manifest: Manifest = serde_json::from_slice(bytes)
+            .map_err(|e| KitError::Manifest(format!("manifest.json: {e}")))?;
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
     /// Checks the manifest's own consistency (format, channel name, unique paths, delta has a base).
     pub fn validate(&self) -> Result<(), KitError> {
         let bad = |reason: String| KitError::Manifest(reason);

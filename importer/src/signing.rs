@@ -238,6 +238,10 @@ impl TrustedKeys {
         self.keys.is_empty()
     }
 
+    pub fn keys(&self) -> &[TrustedKey] {
+        &self.keys
+    }
+
     pub fn key_ids(&self) -> Vec<String> {
         self.keys.iter().map(TrustedKey::key_id).collect()
     }

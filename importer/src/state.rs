@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::KitError;
+use crate::keyupdate::SignedKeyUpdate;
 use crate::licence::{SignedLicence, SignedRevocationList};
 use crate::manifest::{ContentKind, KitKind};
 use crate::model::{Advisory, EpssEntry, KevEntry};
@@ -20,6 +21,7 @@ pub struct KitState {
     pub epss: BTreeMap<String, EpssEntry>,
     pub licences: BTreeMap<String, SignedLicence>,
     pub revocations: BTreeMap<String, SignedRevocationList>,
+    pub key_updates: BTreeMap<String, SignedKeyUpdate>,
 }
 
 fn revocation_key(list: &SignedRevocationList) -> String {
@@ -56,6 +58,10 @@ impl KitState {
         for list in &contents.revocations {
             self.revocations.insert(revocation_key(list), list.clone());
         }
+        for update in &contents.key_updates {
+            self.key_updates
+                .insert(format!("{:020}", update.update.sequence), update.clone());
+        }
     }
 
     fn remove(&mut self, removed: &RemovedKey) -> Result<(), KitError> {
@@ -66,6 +72,7 @@ impl KitState {
             ContentKind::Epss => self.epss.remove(&removed.key).is_some(),
             ContentKind::Licences => self.licences.remove(&removed.key).is_some(),
             ContentKind::Revocations => self.revocations.remove(&removed.key).is_some(),
+            ContentKind::KeyUpdates => self.key_updates.remove(&removed.key).is_some(),
             ContentKind::Removed => false,
         };
         if gone {
@@ -87,6 +94,7 @@ impl KitState {
             epss: kit.epss.clone(),
             licences: kit.licences.clone(),
             revocations: kit.revocations.clone(),
+            key_updates: kit.key_updates.clone(),
             removed: kit.removed.clone(),
         };
         match kit.manifest.kind {
@@ -166,6 +174,13 @@ impl KitState {
             &self.revocations,
             &target.revocations,
             &mut delta.revocations,
+            &mut delta.removed,
+        );
+        diff(
+            ContentKind::KeyUpdates,
+            &self.key_updates,
+            &target.key_updates,
+            &mut delta.key_updates,
             &mut delta.removed,
         );
         delta.sort();

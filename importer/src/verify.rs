@@ -9,6 +9,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::canonical::to_canonical_json;
 use crate::error::KitError;
+use crate::keyupdate::SignedKeyUpdate;
 use crate::licence::{SignedLicence, SignedRevocationList};
 use crate::manifest::{
     ContentKind, KitKind, KitPath, MANIFEST_PATH, MANIFEST_SIG_PATH, Manifest, Sha256Hex,
@@ -92,6 +93,8 @@ pub struct VerifiedKit {
     pub epss: Vec<EpssEntry>,
     pub licences: Vec<SignedLicence>,
     pub revocations: Vec<SignedRevocationList>,
+    /// Kit-key rotations; apply with `SignedKeyUpdate::apply` against the keys trusted now.
+    pub key_updates: Vec<SignedKeyUpdate>,
     pub removed: Vec<RemovedKey>,
 }
 
@@ -410,6 +413,7 @@ pub fn verify_kit<R: Read>(
         epss: Vec::new(),
         licences: Vec::new(),
         revocations: Vec::new(),
+        key_updates: Vec::new(),
         removed: Vec::new(),
     };
     let mut counted: BTreeMap<ContentKind, u64> = BTreeMap::new();
@@ -445,6 +449,12 @@ pub fn verify_kit<R: Read>(
                 &bytes,
                 &mut kit.revocations,
                 SignedRevocationList::validate,
+            )?,
+            ContentKind::KeyUpdates => parse_records(
+                path,
+                &bytes,
+                &mut kit.key_updates,
+                SignedKeyUpdate::validate,
             )?,
             ContentKind::Removed => {
                 parse_records(path, &bytes, &mut kit.removed, |_: &RemovedKey| Ok(()))?
@@ -560,4 +570,19 @@ pub fn read_manifest_unverified<R: Read>(
     let manifest = serde_json::from_slice(&manifest_bytes)
         .map_err(|e| KitError::Manifest(format!("manifest.json: {e}")))?;
     Ok((manifest, String::from_utf8_lossy(&signature).into_owned()))
+}
+
+/// Runs [`verify_kit`] on untrusted bytes with a fixed, published test key and default limits;
+/// the entry point of the `kit_verify` fuzz target (it exercises the zstd/tar walker and the
+/// layout checks up to the signature).
+pub fn verify_kit_for_fuzzing(data: &[u8]) -> Result<VerifiedKit, KitError> {
+    const FUZZ_PUBLIC_KEY: &str = "RWQf5PPLriMfEivtTd2umwwh06dgy0qkArgyBwrQhyjG+UAUDusY90zu";
+    let keys = TrustedKeys::from_texts([FUZZ_PUBLIC_KEY])?;
+    let clock = FixedClock(time::OffsetDateTime::UNIX_EPOCH);
+    let limits = Limits {
+        max_total_bytes: 64 << 20,
+        max_file_bytes: 16 << 20,
+        ..Limits::default()
+    };
+    verify_kit(data, &keys, &clock, &limits)
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::canonical::to_canonical_json;
 use crate::error::KitError;
+use crate::keyupdate::SignedKeyUpdate;
 use crate::licence::{SignedLicence, SignedRevocationList};
 use crate::manifest::{
     ContentKind, FileEntry, KIT_FORMAT, KitBase, KitKind, KitPath, MANIFEST_PATH,
@@ -38,6 +39,7 @@ pub struct KitContents {
     pub epss: Vec<EpssEntry>,
     pub licences: Vec<SignedLicence>,
     pub revocations: Vec<SignedRevocationList>,
+    pub key_updates: Vec<SignedKeyUpdate>,
     pub removed: Vec<RemovedKey>,
 }
 
@@ -58,6 +60,10 @@ impl KitContents {
             .dedup_by(|a, b| a.licence.licence_id == b.licence.licence_id);
         self.revocations.sort_by_key(|list| list.list.sequence);
         self.revocations.dedup_by_key(|list| list.list.sequence);
+        self.key_updates
+            .sort_by_key(|update| update.update.sequence);
+        self.key_updates
+            .dedup_by_key(|update| update.update.sequence);
         self.removed.sort();
         self.removed.dedup();
     }
@@ -151,6 +157,12 @@ pub fn write_kit(
         &contents.revocations,
         &mut files,
     )?;
+    shard(
+        ContentKind::KeyUpdates,
+        "key-updates",
+        &contents.key_updates,
+        &mut files,
+    )?;
     let kind = if params.base.is_some() {
         KitKind::Delta
     } else {
@@ -175,6 +187,7 @@ pub fn write_kit(
     counts.insert(ContentKind::Epss, contents.epss.len() as u64);
     counts.insert(ContentKind::Licences, contents.licences.len() as u64);
     counts.insert(ContentKind::Revocations, contents.revocations.len() as u64);
+    counts.insert(ContentKind::KeyUpdates, contents.key_updates.len() as u64);
     counts.insert(ContentKind::Removed, contents.removed.len() as u64);
 
     let mut content_digest = sha2::Sha256::default();

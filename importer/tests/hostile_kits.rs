@@ -460,3 +460,18 @@ fn signature_key_expiry_and_manifest_attacks_are_rejected() {
 fn keys_other() -> Keys {
     keys()
 }
+
+#[test]
+fn the_fuzz_entry_point_rejects_garbage_without_panicking() {
+    let keys = keys();
+    let (manifest, files) = parts(&keys);
+    let good = kit_with(&keys, &manifest, &files, vec![]);
+    // A well-formed kit signed by another key: gets as far as the signature check.
+    assert_eq!(
+        reason(stella_importer::verify::verify_kit_for_fuzzing(&good)),
+        "unknown-key"
+    );
+    for garbage in [&b""[..], b"\x28\xb5\x2f\xfd", &good[..40]] {
+        assert!(stella_importer::verify::verify_kit_for_fuzzing(garbage).is_err());
+    }
+}

@@ -109,14 +109,25 @@ pub struct BuildOptions {
     pub bases: Vec<PathBuf>,
 }
 
+/// The name a source goes by in the manifest, provenance and the summary: the last two path
+/// components (`DSA/list`, `golang-vulndb/data/osv` -> `data/osv`), never the build machine's
+/// absolute path; URLs as given.
 fn display_name(location: &str) -> String {
-    if location.starts_with("https://") {
+    if location.contains("://") {
         return location.to_string();
     }
-    let path = Path::new(location);
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| location.to_string())
+    let components: Vec<String> = Path::new(location)
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(part) => Some(part.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect();
+    match components.len() {
+        0 => location.to_string(),
+        1 => components[0].clone(),
+        n => format!("{}/{}", components[n - 2], components[n - 1]),
+    }
 }
 
 /// Lists the files of a source in a stable order, with the origin names used in provenance
@@ -305,6 +316,7 @@ pub fn collect(
         epss,
         licences: all.licences,
         revocations: all.revocations,
+        key_updates: all.key_updates,
         removed: Vec::new(),
     };
     contents.sort();
@@ -371,6 +383,7 @@ pub fn build(
         ("epss", target.epss.len()),
         ("licences", target.licences.len()),
         ("revocations", target.revocations.len()),
+        ("key_updates", target.key_updates.len()),
     ]);
     let (contents, kit_base) = match base {
         None => (contents, None),

@@ -80,12 +80,35 @@ enum Command {
     /// Licences for appliances (vendor side).
     #[command(subcommand)]
     Licence(LicenceCommand),
+    /// Write a kit-key rotation record, signed by a key the appliances trust now; carry it in a
+    /// kit with `--source key-update=FILE`.
+    KeyUpdate {
+        /// New public key file(s) to trust; repeatable.
+        #[arg(long = "add")]
+        add: Vec<PathBuf>,
+        /// Key id(s) to stop trusting; repeatable.
+        #[arg(long = "remove-key-id")]
+        remove: Vec<String>,
+        #[arg(long)]
+        sequence: u64,
+        /// Issue time (RFC 3339). Default: SOURCE_DATE_EPOCH if set, else now.
+        #[arg(long)]
+        issued: Option<String>,
+        /// A currently trusted kit secret key.
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
 struct BuildArgs {
     /// KIND=PATH|URL; repeatable. Kinds: osv, nodejs-security-wg, nvd, debian-dsa, debian-dla,
-    /// debian-json, alpine-secdb, kev, epss, openvex, csaf, cyclonedx-vex, licence, revocations.
+    /// debian-json, alpine-secdb, kev, epss, openvex, csaf, cyclonedx-vex, licence, revocations,
+    /// key-update.
     #[arg(long = "source", required = true)]
     sources: Vec<String>,
     #[arg(long, default_value = "stable")]
@@ -517,6 +540,46 @@ fn licence(command: LicenceCommand) -> Result<()> {
     }
 }
 
+fn key_update(
+    add: &[PathBuf],
+    remove: Vec<String>,
+    sequence: u64,
+    issued: Option<&str>,
+    key: &Path,
+    password_file: Option<&Path>,
+    out: &Path,
+) -> Result<()> {
+    let signer = load_key(key, password_file)?;
+    let mut lines = Vec::new();
+    for path in add {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading public key {}", path.display()))?;
+        let line = text
+            .lines()
+            .map(str::trim)
+            .find(|line| !line.is_empty() && !line.starts_with("untrusted comment:"))
+            .with_context(|| format!("{} holds no key line", path.display()))?;
+        lines.push(line.to_string());
+    }
+    let update = stella_importer::keyupdate::KeyUpdate {
+        format: String::new(),
+        sequence,
+        issued: format_time(default_time(issued)?),
+        add: lines,
+        remove,
+    };
+    let signed = stella_importer::keyupdate::sign_key_update(update, &signer)?;
+    write_new(out, &serde_json::to_vec_pretty(&signed)?)?;
+    say!(
+        "key update sequence {} signed by {}: +{} -{}",
+        signed.update.sequence,
+        signer.key_id(),
+        signed.update.add.len(),
+        signed.update.remove.len()
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -528,6 +591,24 @@ fn main() -> ExitCode {
             password_file,
         } => keygen(&dir, unencrypted, password_file.as_deref()).map(|()| ExitCode::SUCCESS),
         Command::Licence(command) => licence(command).map(|()| ExitCode::SUCCESS),
+        Command::KeyUpdate {
+            add,
+            remove,
+            sequence,
+            issued,
+            key,
+            password_file,
+            out,
+        } => key_update(
+            &add,
+            remove,
+            sequence,
+            issued.as_deref(),
+            &key,
+            password_file.as_deref(),
+            &out,
+        )
+        .map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

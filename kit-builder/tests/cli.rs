@@ -393,3 +393,120 @@ fn licence_issue_revoke_and_carry_in_a_kit() {
     kit.revocations[0].verify(&vendor).unwrap();
     assert!(kit.revocations[0].is_revoked(&kit.licences[0].licence.licence_id));
 }
+
+#[test]
+fn kit_key_rotation_travels_in_a_kit_signed_by_the_old_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&stella_kit(&["keygen", "-o", "old", "--unencrypted"], d));
+    ok(&stella_kit(&["keygen", "-o", "new", "--unencrypted"], d));
+    let old_key = SigningKeyFile::read(&d.join("old"));
+    ok(&stella_kit(
+        &[
+            "key-update",
+            "--add",
+            "new/kit.pub",
+            "--remove-key-id",
+            &old_key.key_id,
+            "--sequence",
+            "1",
+            "--key",
+            "old/kit.key",
+            "-o",
+            "update.json",
+        ],
+        d,
+    ));
+    let kev = format!("kev={}", subsets().join("kev").display());
+    ok(&stella_kit(
+        &[
+            "build",
+            "--sequence",
+            "1",
+            "--key",
+            "old/kit.key",
+            "-o",
+            "kit-1.tar.zst",
+            "--source",
+            "key-update=update.json",
+            "--source",
+            &kev,
+        ],
+        d,
+    ));
+    ok(&stella_kit(
+        &[
+            "build",
+            "--sequence",
+            "2",
+            "--key",
+            "new/kit.key",
+            "-o",
+            "kit-2.tar.zst",
+            "--source",
+            &kev,
+        ],
+        d,
+    ));
+    ok(&stella_kit(
+        &[
+            "build",
+            "--sequence",
+            "3",
+            "--key",
+            "old/kit.key",
+            "-o",
+            "kit-3.tar.zst",
+            "--source",
+            &kev,
+        ],
+        d,
+    ));
+
+    // The appliance trusts only the old key at first.
+    let clock = stella_importer::FixedClock(time("2026-11-02T00:00:00Z"));
+    let limits = stella_importer::Limits::default();
+    let mut trusted = stella_importer::TrustedKeys::from_texts([old_key.public.as_str()]).unwrap();
+    let read = |name: &str| std::fs::read(d.join(name)).unwrap();
+    assert_eq!(
+        stella_importer::verify_kit(read("kit-2.tar.zst").as_slice(), &trusted, &clock, &limits)
+            .unwrap_err()
+            .reason(),
+        "unknown-key"
+    );
+    let kit1 =
+        stella_importer::verify_kit(read("kit-1.tar.zst").as_slice(), &trusted, &clock, &limits)
+            .unwrap();
+    assert_eq!(kit1.key_updates.len(), 1);
+    trusted = kit1.key_updates[0].apply(&trusted, None).unwrap();
+    // After the rotation the new key's kits verify and the old key's no longer do.
+    stella_importer::verify_kit(read("kit-2.tar.zst").as_slice(), &trusted, &clock, &limits)
+        .unwrap();
+    assert_eq!(
+        stella_importer::verify_kit(read("kit-3.tar.zst").as_slice(), &trusted, &clock, &limits)
+            .unwrap_err()
+            .reason(),
+        "unknown-key"
+    );
+    // The same update cannot be replayed.
+    assert!(kit1.key_updates[0].apply(&trusted, Some(1)).is_err());
+}
+
+struct SigningKeyFile {
+    key_id: String,
+    public: String,
+}
+
+impl SigningKeyFile {
+    fn read(dir: &Path) -> Self {
+        let key = stella_importer::SigningKey::from_minisign_file_contents(
+            &std::fs::read_to_string(dir.join("kit.key")).unwrap(),
+            None,
+        )
+        .unwrap();
+        SigningKeyFile {
+            key_id: key.key_id(),
+            public: std::fs::read_to_string(dir.join("kit.pub")).unwrap(),
+        }
+    }
+}

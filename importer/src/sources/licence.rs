@@ -1,4 +1,4 @@
-//! Vendor licence documents and revocation lists as kit sources (checked for shape here; the
+//! Vendor licence documents, revocation lists and kit-key updates as kit sources (checked for shape here; the
 //! appliance verifies the vendor signature against its configured vendor keys).
 
 use super::Parsed;
@@ -23,6 +23,18 @@ pub fn parse_revocations(origin: &str, bytes: &[u8]) -> Parsed {
         .and_then(|list| list.validate().map(|()| list))
     {
         Ok(list) => parsed.revocations.push(list),
+        Err(reason) => parsed.error(origin, None, reason),
+    }
+    parsed
+}
+
+pub fn parse_key_update(origin: &str, bytes: &[u8]) -> Parsed {
+    let mut parsed = Parsed::default();
+    match crate::keyupdate::SignedKeyUpdate::parse(bytes)
+        .map_err(|e| e.to_string())
+        .and_then(|update| update.validate().map(|()| update))
+    {
+        Ok(update) => parsed.key_updates.push(update),
         Err(reason) => parsed.error(origin, None, reason),
     }
     parsed

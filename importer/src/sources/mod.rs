@@ -5,6 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::error::RecordError;
+use crate::keyupdate::SignedKeyUpdate;
 use crate::licence::{SignedLicence, SignedRevocationList};
 use crate::model::{Advisory, EpssEntry, KevEntry};
 use crate::vex::VexClaim;
@@ -39,12 +40,13 @@ pub enum SourceKind {
     CyclonedxVex,
     Licence,
     Revocations,
+    KeyUpdate,
 }
 
 impl SourceKind {
     /// The table of kinds: name on the command line, parser, and which file names it reads in a
     /// directory.
-    pub const ALL: [SourceKind; 14] = [
+    pub const ALL: [SourceKind; 15] = [
         SourceKind::Osv,
         SourceKind::NodejsSecurityWg,
         SourceKind::Nvd,
@@ -59,6 +61,7 @@ impl SourceKind {
         SourceKind::CyclonedxVex,
         SourceKind::Licence,
         SourceKind::Revocations,
+        SourceKind::KeyUpdate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -77,6 +80,7 @@ impl SourceKind {
             SourceKind::CyclonedxVex => "cyclonedx-vex",
             SourceKind::Licence => "licence",
             SourceKind::Revocations => "revocations",
+            SourceKind::KeyUpdate => "key-update",
         }
     }
 
@@ -123,6 +127,7 @@ impl SourceKind {
             SourceKind::CyclonedxVex => cyclonedx_vex::parse(origin, bytes),
             SourceKind::Licence => licence::parse_licence(origin, bytes),
             SourceKind::Revocations => licence::parse_revocations(origin, bytes),
+            SourceKind::KeyUpdate => licence::parse_key_update(origin, bytes),
         }
     }
 }
@@ -159,6 +164,7 @@ pub struct Parsed {
     pub epss: Vec<EpssEntry>,
     pub licences: Vec<SignedLicence>,
     pub revocations: Vec<SignedRevocationList>,
+    pub key_updates: Vec<SignedKeyUpdate>,
     /// Records that were dropped, with the reason.
     pub errors: Vec<RecordError>,
 }
@@ -171,6 +177,7 @@ impl Parsed {
             + self.epss.len()
             + self.licences.len()
             + self.revocations.len()
+            + self.key_updates.len()
     }
 
     pub fn extend(&mut self, other: Parsed) {
@@ -180,6 +187,7 @@ impl Parsed {
         self.epss.extend(other.epss);
         self.licences.extend(other.licences);
         self.revocations.extend(other.revocations);
+        self.key_updates.extend(other.key_updates);
         self.errors.extend(other.errors);
     }
 
@@ -280,4 +288,43 @@ pub(crate) fn lower_bound_version(requirement: &str) -> Option<String> {
 pub(crate) fn file_stem(origin: &str) -> &str {
     let name = origin.rsplit(['/', '\\']).next().unwrap_or(origin);
     name.split('.').next().unwrap_or(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_and_are_unique() {
+        let mut names = std::collections::BTreeSet::new();
+        for kind in SourceKind::ALL {
+            assert!(names.insert(kind.as_str()));
+            assert_eq!(kind.as_str().parse::<SourceKind>().unwrap(), kind);
+        }
+        assert!(
+            "osvv"
+                .parse::<SourceKind>()
+                .unwrap_err()
+                .contains("expected one of")
+        );
+    }
+
+    #[test]
+    fn every_parser_survives_hostile_bytes() {
+        let inputs: [&[u8]; 7] = [
+            b"",
+            b"\xff\xfe\x00",
+            b"{}",
+            b"[]",
+            b"null",
+            b"```toml\n[advisory]\n",
+            b"- a\n- : b",
+        ];
+        for kind in SourceKind::ALL {
+            for input in inputs {
+                let parsed = kind.parse("fuzz", input);
+                assert_eq!(parsed.records(), 0, "{kind} made records from {input:?}");
+            }
+        }
+    }
 }

@@ -138,13 +138,26 @@ fn convert(record: OsvRecord) -> Result<Advisory, String> {
         });
     }
     for affected in record.affected {
-        let package = affected
-            .package
-            .ok_or_else(|| "affected entry without package".to_string())?;
+        // OSV allows an affected entry without a package when it only has GIT ranges (the
+        // CVE-derived records); the repository then stands for the package.
+        let (ecosystem, name, purl) = match affected.package {
+            Some(package) => (package.ecosystem, package.name, package.purl),
+            None => {
+                let repo = affected
+                    .ranges
+                    .iter()
+                    .find(|range| range.kind == "GIT")
+                    .and_then(|range| range.repo.clone())
+                    .ok_or_else(|| {
+                        "affected entry without package and without a GIT range".to_string()
+                    })?;
+                ("GIT".to_string(), repo, None)
+            }
+        };
         let mut entry = Affected {
-            ecosystem: package.ecosystem,
-            package: package.name,
-            purl: package.purl,
+            ecosystem,
+            package: name,
+            purl,
             ranges: Vec::new(),
             requirements: Vec::new(),
             versions: affected.versions,

@@ -20,6 +20,8 @@ COPIES = {
     "osv/go/GO-2020-0001.json": "osv/golang-vulndb/data/osv/GO-2020-0001.json",
     "osv/go/GO-2020-0003.json": "osv/golang-vulndb/data/osv/GO-2020-0003.json",
     "osv/ubuntu/UBUNTU-CVE-2025-0167.json": "osv/ubuntu-security-notices/osv/cve/2025/UBUNTU-CVE-2025-0167.json",
+    "osv/ghsa/GHSA-9v2f-6vcg-3hgv.json": "osv/osv-schema/tools/osv-linter/testdata/GHSA-9v2f-6vcg-3hgv.json",
+    "osv/cve/CVE-2023-41045.json": "osv/osv-schema/tools/osv-linter/testdata/CVE-2023-41045.json",
     "nodejs/npm/1.json": "osv/nodejs-security-wg/vuln/npm/1.json",
     "nodejs/npm/10.json": "osv/nodejs-security-wg/vuln/npm/10.json",
     "nodejs/core/1.json": "osv/nodejs-security-wg/vuln/core/1.json",

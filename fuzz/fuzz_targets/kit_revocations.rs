@@ -1,0 +1,5 @@
+//! Fuzz target: the revocations source parser.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = stella_importer::sources::SourceKind::Revocations.parse("fuzz", data);
+});
