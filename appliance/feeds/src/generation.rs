@@ -35,16 +35,18 @@ enum Kind {
     Epss,
     Licence,
     Revocation,
+    KeyUpdate,
 }
 
 impl Kind {
-    const ALL: [Kind; 6] = [
+    const ALL: [Kind; 7] = [
         Kind::Advisory,
         Kind::Vex,
         Kind::Kev,
         Kind::Epss,
         Kind::Licence,
         Kind::Revocation,
+        Kind::KeyUpdate,
     ];
 
     fn tag(self) -> &'static str {
@@ -55,6 +57,7 @@ impl Kind {
             Kind::Epss => "epss",
             Kind::Licence => "lic",
             Kind::Revocation => "rev",
+            Kind::KeyUpdate => "key",
         }
     }
 
@@ -83,6 +86,9 @@ pub struct Counts {
     pub licences: u64,
     /// Signed revocation lists.
     pub revocations: u64,
+    /// Signed kit-key updates (rotations).
+    #[serde(default)]
+    pub key_updates: u64,
 }
 
 impl Counts {
@@ -94,6 +100,7 @@ impl Counts {
             Kind::Epss => &mut self.epss,
             Kind::Licence => &mut self.licences,
             Kind::Revocation => &mut self.revocations,
+            Kind::KeyUpdate => &mut self.key_updates,
         };
         *slot += 1;
     }
@@ -183,6 +190,9 @@ pub(crate) fn write(
             }
             for (key, list) in &state.revocations {
                 put(Kind::Revocation, channel, key, encode(list, key)?)?;
+            }
+            for (key, update) in &state.key_updates {
+                put(Kind::KeyUpdate, channel, key, encode(update, key)?)?;
             }
         }
     }
@@ -311,6 +321,9 @@ impl Generation {
                 Kind::Revocation => {
                     state.revocations.insert(id, decode(bytes, key)?);
                 }
+                Kind::KeyUpdate => {
+                    state.key_updates.insert(id, decode(bytes, key)?);
+                }
             }
         }
         Ok(states)
@@ -327,6 +340,7 @@ impl Generation {
             counts.epss += state.epss.len() as u64;
             counts.licences += state.licences.len() as u64;
             counts.revocations += state.revocations.len() as u64;
+            counts.key_updates += state.key_updates.len() as u64;
         }
         Ok(counts)
     }

@@ -246,9 +246,14 @@ impl FeedStore {
         }
         let at = OffsetDateTime::from_unix_timestamp(i64::try_from(now).unwrap_or(i64::MAX))
             .map_err(|e| FeedError::Corrupt(format!("clock out of range: {e}")))?;
+        let current = self.current();
+        let (trusted_keys, last_key_update) = match &current {
+            Some(generation) => effective_keys(&options.trusted_keys, &generation.states()?)?,
+            None => (options.trusted_keys.clone(), None),
+        };
         let kit = match stella_importer::verify_kit(
             kit_bytes,
-            &options.trusted_keys,
+            &trusted_keys,
             &ImporterClock(at),
             &options.limits,
         ) {
@@ -270,12 +275,25 @@ impl FeedStore {
         if let Err(err) = check_sequence(&kit, head.as_ref()) {
             return Err(reject(err.reason(), err.to_string(), Some(&kit))?);
         }
+        // Key updates the kit carries must be signed by a key trusted now, in sequence order.
+        let mut updates: Vec<_> = kit.key_updates.iter().collect();
+        updates.sort_by_key(|u| u.update.sequence);
+        let mut keys = trusted_keys;
+        let mut last = last_key_update;
+        for update in updates {
+            match update.apply(&keys, last) {
+                Ok(next) => {
+                    keys = next;
+                    last = Some(update.update.sequence);
+                }
+                Err(err) => return Err(reject(err.reason(), err.to_string(), Some(&kit))?),
+            }
+        }
         if options.dry_run {
             return Ok(ImportOutcome::Verified(report(&kit, None, None)));
         }
 
         // Build the new state of every channel: the kit's channel changes, the others carry over.
-        let current = self.current();
         let mut states: BTreeMap<String, KitState> = match &current {
             Some(generation) => generation.states()?,
             None => BTreeMap::new(),
@@ -472,6 +490,32 @@ impl FeedStore {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// The kit keys trusted now: the configured keys with every stored key update applied in
+/// sequence order (each was checked against the keys trusted when it was imported), and the
+/// sequence of the last update.
+fn effective_keys(
+    configured: &TrustedKeys,
+    states: &BTreeMap<String, KitState>,
+) -> Result<(TrustedKeys, Option<u64>), FeedError> {
+    let mut updates: Vec<_> = states
+        .values()
+        .flat_map(|s| s.key_updates.values())
+        .collect();
+    updates.sort_by_key(|u| u.update.sequence);
+    let mut keys = configured.clone();
+    let mut last = None;
+    for update in updates {
+        keys = update.apply(&keys, last).map_err(|e| {
+            FeedError::Corrupt(format!(
+                "stored key update {} no longer applies to the configured keys: {e}",
+                update.update.sequence
+            ))
+        })?;
+        last = Some(update.update.sequence);
+    }
+    Ok((keys, last))
 }
 
 fn insert_record(

@@ -351,3 +351,77 @@ fn leftovers_of_a_crash_are_removed_at_open() {
     assert_eq!(feeds.current().unwrap().number(), 1);
     feeds.check_integrity(&stores.catalog).unwrap();
 }
+
+/// A kit may carry a key update signed by a key trusted now; later kits are then verified
+/// against the rotated set, across restarts, and the retired key is refused.
+#[test]
+fn key_rotation_through_a_signed_key_update() {
+    use stella_importer::keyupdate::{KeyUpdate, sign_key_update};
+    let dir = tempfile::tempdir().unwrap();
+    let old = signer();
+    let new_pair = generate_key_pair(KeyProtection::Unencrypted, "new").unwrap();
+    let new = Signer {
+        key: SigningKey::from_minisign_file_contents(&new_pair.secret_key_file, None).unwrap(),
+        trusted: TrustedKeys::from_texts([new_pair.public_key_file.as_str()]).unwrap(),
+    };
+    let new_key_line = new_pair.public_key_file.lines().nth(1).unwrap().to_owned();
+    let update = sign_key_update(
+        KeyUpdate {
+            format: String::new(),
+            sequence: 1,
+            issued: "2026-06-01T00:00:00Z".into(),
+            add: vec![new_key_line],
+            remove: vec![old.key.key_id()],
+        },
+        &old.key,
+    )
+    .unwrap();
+    let mut rotating = contents(first_two());
+    rotating.key_updates.push(update);
+    // Only the old key is configured.
+    let opts = options(&old, &dir.path().join("q"));
+    {
+        let stores = Stores::open(dir.path()).unwrap();
+        let feeds = FeedStore::open(dir.path(), &stores.catalog).unwrap();
+        feeds
+            .import(
+                &stores.catalog,
+                &kit(&old, &rotating, 1, None).archive,
+                &opts,
+                &NOW,
+            )
+            .unwrap();
+        assert_eq!(
+            feeds
+                .check_integrity(&stores.catalog)
+                .unwrap()
+                .unwrap()
+                .1
+                .key_updates,
+            1
+        );
+    }
+    let stores = Stores::open(dir.path()).unwrap();
+    let feeds = FeedStore::open(dir.path(), &stores.catalog).unwrap();
+    let by_old = feeds.import(
+        &stores.catalog,
+        &kit(&old, &contents(first_two()), 2, None).archive,
+        &opts,
+        &NOW,
+    );
+    match by_old {
+        Err(stella_feeds::ImportError::Rejected(r)) => {
+            assert_eq!(r.reason, "unknown-key", "{}", r.message)
+        }
+        other => panic!("the retired key was accepted: {other:?}"),
+    }
+    let by_new = feeds
+        .import(
+            &stores.catalog,
+            &kit(&new, &contents(first_two()), 3, None).archive,
+            &opts,
+            &NOW,
+        )
+        .unwrap();
+    assert!(matches!(by_new, ImportOutcome::Loaded(_)), "{by_new:?}");
+}
