@@ -375,15 +375,14 @@ pub fn build(
 ) -> Result<BuildReport, BuildError> {
     let base = read_bases(&options.bases, key)?;
     let (contents, reports, merge) = collect(&options.sources, progress)?;
-    let target = KitState::from_contents(&contents);
     let state_counts = BTreeMap::from([
-        ("advisories", target.advisories.len()),
-        ("vex_claims", target.vex_claims.len()),
-        ("kev", target.kev.len()),
-        ("epss", target.epss.len()),
-        ("licences", target.licences.len()),
-        ("revocations", target.revocations.len()),
-        ("key_updates", target.key_updates.len()),
+        ("advisories", contents.advisories.len()),
+        ("vex_claims", contents.vex_claims.len()),
+        ("kev", contents.kev.len()),
+        ("epss", contents.epss.len()),
+        ("licences", contents.licences.len()),
+        ("revocations", contents.revocations.len()),
+        ("key_updates", contents.key_updates.len()),
     ]);
     let (contents, kit_base) = match base {
         None => (contents, None),
@@ -394,6 +393,8 @@ pub fn build(
                     base: last.manifest.sequence,
                 });
             }
+            let target = KitState::from_contents(&contents);
+            drop(contents);
             let delta = state.delta_to(&target);
             let kit_base = KitBase {
                 kit_id: last.manifest.kit_id.clone(),
@@ -411,7 +412,7 @@ pub fn build(
         base: kit_base,
         sources: reports.iter().map(|r| r.summary.clone()).collect(),
     };
-    let kit = stella_importer::write_kit(&contents, &params, key)?;
+    let kit = stella_importer::write_kit(contents, &params, key)?;
     Ok(BuildReport {
         sources: reports,
         merge,
