@@ -107,6 +107,9 @@ pub struct BuildOptions {
     pub expires: time::OffsetDateTime,
     /// Previous kits, oldest first: a full kit optionally followed by deltas. The last is the base.
     pub bases: Vec<PathBuf>,
+    /// Public keys (minisign `.pub` text) the bases may be signed with besides the build key, for
+    /// building across a key rotation.
+    pub base_keys: Vec<String>,
 }
 
 /// The name a source goes by in the manifest, provenance and the summary: the last two path
@@ -329,8 +332,12 @@ pub fn collect(
 pub fn read_bases(
     bases: &[PathBuf],
     key: &SigningKey,
+    extra_keys: &[String],
 ) -> Result<Option<(KitState, VerifiedKit)>, BuildError> {
-    let trusted = TrustedKeys::from_texts([key.public_key_file().as_str()])?;
+    let own = key.public_key_file();
+    let trusted = TrustedKeys::from_texts(
+        std::iter::once(own.as_str()).chain(extra_keys.iter().map(String::as_str)),
+    )?;
     let mut state = KitState::default();
     let mut last: Option<VerifiedKit> = None;
     for path in bases {
@@ -373,8 +380,11 @@ pub fn build(
     key: &SigningKey,
     progress: Option<&ProgressBar>,
 ) -> Result<BuildReport, BuildError> {
-    let base = read_bases(&options.bases, key)?;
+    let base = read_bases(&options.bases, key, &options.base_keys)?;
     let (contents, reports, merge) = collect(&options.sources, progress)?;
+    if let Some(progress) = progress {
+        progress.set_message("merging, compressing and signing");
+    }
     let state_counts = BTreeMap::from([
         ("advisories", contents.advisories.len()),
         ("vex_claims", contents.vex_claims.len()),
