@@ -378,7 +378,12 @@ mod tests {
     #[test]
     fn overlong_multibyte_id_is_an_error_not_a_panic() {
         let advisory = Advisory::new("€".repeat(100), "osv:x");
-        assert!(advisory.validate().unwrap_err().contains("longer than 256 bytes"));
+        assert!(
+            advisory
+                .validate()
+                .unwrap_err()
+                .contains("longer than 256 bytes")
+        );
     }
 
     #[test]
