@@ -525,3 +525,45 @@ fn shorten_reason(reason: &str) -> String {
     let cut = reason.find(['"', ':']).unwrap_or(reason.len());
     reason[..cut].trim().to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_specs_parse_and_name_their_errors() {
+        let spec: SourceSpec = "debian-dsa=data/DSA/list".parse().unwrap();
+        assert_eq!(spec.kind, SourceKind::DebianDsa);
+        assert_eq!(display_name(&spec.location), "DSA/list");
+        assert!(matches!(
+            "osv".parse::<SourceSpec>(),
+            Err(BuildError::SourceSyntax(_))
+        ));
+        assert!(matches!(
+            "osv=".parse::<SourceSpec>(),
+            Err(BuildError::SourceSyntax(_))
+        ));
+        assert!(matches!(
+            "nope=x".parse::<SourceSpec>(),
+            Err(BuildError::SourceKind(_))
+        ));
+    }
+
+    #[test]
+    fn only_https_urls_are_fetched() {
+        for location in [
+            "http://127.0.0.1:9/x.json",
+            "ftp://example.invalid/x",
+            "file:///etc/passwd",
+        ] {
+            let spec = SourceSpec {
+                kind: SourceKind::Kev,
+                location: location.into(),
+            };
+            match load_source(&spec, None) {
+                Err(BuildError::Fetch { reason, .. }) => assert!(reason.contains("only https://")),
+                other => panic!("{location}: {other:?}"),
+            }
+        }
+    }
+}
