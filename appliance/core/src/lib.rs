@@ -1,1 +1,15 @@
-//! Shared vocabulary of the appliance: digests, clock, configuration.
+//! Shared vocabulary of the appliance: digests, the clock, and the configuration file.
+//!
+//! This crate does no I/O beyond reading the configuration file it is asked to read, and it
+//! never reads the system clock except through [`SystemClock`].
+
+pub mod clock;
+pub mod config;
+pub mod digest;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use config::{Config, ConfigError, LogFormat};
+pub use digest::{Digest, DigestError};
+
+/// The version of the appliance, as built.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,3 +1,79 @@
-//! stella: the appliance daemon and operator CLI.
+//! stella: the appliance daemon (`stella serve`) and operator CLI. Thin by design: it parses
+//! arguments and wires the crates together.
 
-fn main() {}
+mod import;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use stella_core::LogFormat;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "stella",
+    version,
+    about = "Stella Ops Appliance: deterministic, signed evidence for container images"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the appliance daemon: HTTP API, console and embedded stores.
+    Serve(ServeArgs),
+    /// Verify an offline kit and load it (through the daemon when it holds the data dir).
+    Import(import::ImportArgs),
+}
+
+/// Flags of `stella serve`; each overrides the configuration file and the environment.
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// Configuration file (TOML). Without one, every key takes its default.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+    /// Data directory holding the stores.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Log line format.
+    #[arg(long, value_name = "FORMAT", value_parser = ["human", "json"])]
+    log_format: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Import(args) => import::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("stella: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Installs the global `tracing` subscriber: human lines (coloured on a TTY) or JSON, on stderr.
+fn init_logging(format: LogFormat, level: &str) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}

@@ -1,0 +1,235 @@
+//! `stella serve`: load the configuration, take the data directory, open the stores, serve the
+//! API on TCP and the admin socket on `DATA_DIR/admin.sock`, watch the kit folder, and on
+//! SIGTERM/SIGINT drain and close the stores cleanly.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use stella_core::{Clock, Config, SystemClock};
+use stella_feeds::{FeedStore, ImportOptions, ImportOutcome};
+use stella_store::{AuditEvent, Stores};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+use crate::ServeArgs;
+
+/// Loads the configuration as `serve` and every operator command sees it: file, then
+/// environment, then flags.
+pub(crate) fn load_config(
+    config: Option<&Path>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<Config> {
+    let mut config = Config::load(config, |name| std::env::var(name).ok())?;
+    if let Some(dir) = data_dir {
+        config.storage.data_dir = dir;
+    }
+    Ok(config)
+}
+
+/// Path of the admin socket inside a data directory.
+pub(crate) fn admin_socket(data_dir: &Path) -> PathBuf {
+    data_dir.join("admin.sock")
+}
+
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = load_config(args.config.as_deref(), args.data_dir)?;
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    if let Some(format) = args.log_format {
+        config.log.format = format.parse().map_err(anyhow::Error::msg)?;
+    }
+    crate::init_logging(config.log.format, &config.log.level);
+
+    let data_dir = config.storage.data_dir.clone();
+    let stores = Arc::new(Stores::open(&data_dir)?);
+    let feeds = Arc::new(FeedStore::open(&data_dir, &stores.catalog)?);
+    // Fail at start, not at the first import, when the kit keys are unusable.
+    ImportOptions::from_config(&config.kits, &data_dir, "system", "config")?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    stores.catalog.audit(&AuditEvent {
+        at: clock.now_unix(),
+        actor: "system".to_owned(),
+        action: "daemon.start".to_owned(),
+        target: stores.catalog.instance_id()?,
+        detail: format!("{{\"version\":\"{}\"}}", stella_core::VERSION),
+        request_id: None,
+    })?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let state = stella_web::AppState::new(stores.clone(), feeds, config.clone(), clock.clone());
+    let outcome = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+        let local = listener.local_addr()?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+
+        let socket = admin_socket(&data_dir);
+        // We hold the data-dir lock, so any socket file left here is from a dead daemon.
+        let _ = std::fs::remove_file(&socket);
+        let admin = tokio::net::UnixListener::bind(&socket)
+            .with_context(|| format!("cannot bind admin socket {}", socket.display()))?;
+        set_owner_only(&socket)?;
+        let admin_app = stella_web::admin_router(state.clone());
+        let admin_stop = stopped(stop_rx.clone());
+        tokio::spawn(async move {
+            if let Err(e) = stella_web::serve_admin(admin, admin_app, admin_stop).await {
+                tracing::error!(error = %e, "admin socket failed");
+            }
+        });
+
+        if !config.kits.watch_dir.as_os_str().is_empty() {
+            tokio::spawn(watch_folder(state.clone(), stop_rx.clone()));
+        }
+
+        tracing::info!(
+            data_dir = %data_dir.display(),
+            listen = %local,
+            "stella {} serving",
+            stella_core::VERSION
+        );
+        // A fixed line on stdout that scripts (and the tests) read to find an ephemeral port.
+        println!("stella: listening on http://{local}");
+        let app = stella_web::router(state);
+        let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+        let outcome = stella_web::serve(listener, app, stopped(stop_rx), grace)
+            .await
+            .context("server failed");
+        let _ = std::fs::remove_file(&socket);
+        outcome
+    })?;
+    // Let the runtime's blocking tasks finish before the stores close.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    if outcome == stella_web::ServeOutcome::GraceExpired {
+        tracing::warn!("grace period over; dropped requests still in flight");
+    }
+    stores.catalog.audit(&AuditEvent {
+        at: clock.now_unix(),
+        actor: "system".to_owned(),
+        action: "daemon.stop".to_owned(),
+        target: stores.catalog.instance_id()?,
+        detail: format!("{{\"outcome\":\"{outcome:?}\"}}"),
+        request_id: None,
+    })?;
+    let stores = Arc::into_inner(stores).context("stores still in use at shutdown")?;
+    drop(stores);
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+fn set_owner_only(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot restrict {}", path.display()))
+}
+
+/// Resolves once the stop flag is set.
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: draining"),
+                _ = int.recv() => tracing::info!("SIGINT: draining"),
+            }
+        }
+        _ => {
+            tracing::error!("cannot install signal handlers; stop with SIGKILL");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Imports every new `*.tar.zst` that appears in `[kits] watch_dir` (removable media). A file is
+/// looked at again only when its size or modification time changes.
+async fn watch_folder(state: stella_web::AppState, stop: watch::Receiver<bool>) {
+    let dir = state.config().kits.watch_dir.clone();
+    let interval = Duration::from_secs(state.config().kits.watch_interval_secs.max(1));
+    let mut seen: std::collections::HashSet<(PathBuf, u64, std::time::SystemTime)> =
+        std::collections::HashSet::new();
+    tracing::info!(dir = %dir.display(), "watching for kits");
+    loop {
+        let mut kits: Vec<(PathBuf, u64, std::time::SystemTime)> = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let is_kit = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.ends_with(".tar.zst"));
+                if let (true, Ok(meta)) = (is_kit, entry.metadata())
+                    && meta.is_file()
+                {
+                    kits.push((
+                        path,
+                        meta.len(),
+                        meta.modified().unwrap_or(std::time::UNIX_EPOCH),
+                    ));
+                }
+            }
+        }
+        kits.sort();
+        for key in kits {
+            if seen.contains(&key) {
+                continue;
+            }
+            let path = key.0.clone();
+            let state = state.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                let origin = path.display().to_string();
+                let bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
+                let options = ImportOptions::from_config(
+                    &state.config().kits,
+                    state.stores().dir(),
+                    "watch-folder",
+                    &origin,
+                )
+                .map_err(|e| e.to_string())?;
+                state
+                    .feeds()
+                    .import(
+                        &state.stores().catalog,
+                        &bytes,
+                        &options,
+                        state.clock().as_ref(),
+                    )
+                    .map_err(|e| e.to_string())
+            })
+            .await;
+            match result {
+                Ok(Ok(ImportOutcome::Loaded(report))) => {
+                    tracing::info!(file = %key.0.display(), kit = %report.kit_id, "watch folder: kit loaded");
+                }
+                Ok(Ok(other)) => {
+                    tracing::info!(file = %key.0.display(), ?other, "watch folder: nothing to load")
+                }
+                Ok(Err(message)) => {
+                    tracing::warn!(file = %key.0.display(), %message, "watch folder: kit not loaded")
+                }
+                Err(e) => tracing::error!(error = %e, "watch folder task failed"),
+            }
+            seen.insert(key);
+        }
+        let mut stop = stop.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
