@@ -28,4 +28,4 @@ pub use verify::{
     freshness, read_manifest_unverified, verify_kit,
 };
 pub use vex::VexClaim;
-pub use writer::{BuiltKit, KitContents, KitParams, RemovedKey, write_kit};
+pub use writer::{BuiltKit, KitContents, KitParams, RemovedKey, write_kit, write_kit_owned};

@@ -121,6 +121,16 @@ fn shard<T: Serialize>(
 
 /// Builds the kit. The same contents, params and key always give byte-identical output.
 pub fn write_kit(
+    contents: &KitContents,
+    params: &KitParams,
+    key: &SigningKey,
+) -> Result<BuiltKit, KitError> {
+    write_kit_owned(contents.clone(), params, key)
+}
+
+/// [`write_kit`] taking the contents by value, so that a large build does not hold two copies
+/// of every record (the builder uses this; the output is the same).
+pub fn write_kit_owned(
     mut contents: KitContents,
     params: &KitParams,
     key: &SigningKey,

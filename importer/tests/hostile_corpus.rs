@@ -126,7 +126,7 @@ fn assemble(items: Vec<Item>) -> Vec<u8> {
 }
 
 fn parts(signer: &SigningKey, params: &KitParams) -> (Manifest, Vec<(String, Vec<u8>)>) {
-    let kit = write_kit(contents(), params, signer).unwrap();
+    let kit = write_kit(&contents(), params, signer).unwrap();
     let mut archive =
         tar::Archive::new(zstd::stream::read::Decoder::new(kit.archive.as_slice()).unwrap());
     let mut files = Vec::new();

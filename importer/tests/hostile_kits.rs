@@ -129,7 +129,7 @@ fn assemble(items: &[Item]) -> Vec<u8> {
 
 /// A valid kit taken apart: manifest, and content files in order.
 fn parts(keys: &Keys) -> (Manifest, Vec<(String, Vec<u8>)>) {
-    let kit = write_kit(contents(), &params(), &keys.signing).unwrap();
+    let kit = write_kit(&contents(), &params(), &keys.signing).unwrap();
     let mut archive =
         tar::Archive::new(zstd::stream::read::Decoder::new(kit.archive.as_slice()).unwrap());
     let mut files = Vec::new();

@@ -422,7 +422,7 @@ pub fn build(
         base: kit_base,
         sources: reports.iter().map(|r| r.summary.clone()).collect(),
     };
-    let kit = stella_importer::write_kit(contents, &params, key)?;
+    let kit = stella_importer::write_kit_owned(contents, &params, key)?;
     Ok(BuildReport {
         sources: reports,
         merge,
