@@ -80,10 +80,17 @@ fn build_is_reproducible_and_stock_minisign_verifies_both_signatures() {
         .iter()
         .map(|s| format!("{}={}", s.kind, s.location))
         .collect();
-    let summary = ok(&stella_kit(&build_args("kit-3.tar.zst", &sources), d));
+    let built = stella_kit(&build_args("kit-3.tar.zst", &sources), d);
+    let summary = ok(&built);
     assert!(
         summary.contains("RECORDS") && summary.contains("nodejs-security-wg"),
         "{summary}"
+    );
+    // Not a terminal: no progress bar on stderr.
+    assert!(
+        built.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
     );
     ok(&stella_kit(&build_args("again.tar.zst", &sources), d));
     let first = std::fs::read(d.join("kit-3.tar.zst")).unwrap();
