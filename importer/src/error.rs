@@ -106,6 +106,31 @@ impl KitError {
         }
     }
 
+    /// Process exit code for `stella import` and similar commands, one per class of failure:
+    /// 3 signature/key, 4 hash/size/layout/unsafe content, 5 rollback/base mismatch, 6 expired,
+    /// 7 validation (manifest or record), 8 limits, 1 anything else (I/O). 0 is success and 2 is
+    /// left for "not found / usage" to the caller.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            KitError::Signature { .. } | KitError::UnknownKey { .. } | KitError::Key(_) => 3,
+            KitError::HashMismatch { .. }
+            | KitError::SizeMismatch { .. }
+            | KitError::UnlistedFile { .. }
+            | KitError::MissingFile { .. }
+            | KitError::DuplicateEntry { .. }
+            | KitError::UnsafePath { .. }
+            | KitError::ForbiddenEntryType { .. }
+            | KitError::Layout(_)
+            | KitError::Tar(_)
+            | KitError::Compression(_) => 4,
+            KitError::Rollback { .. } | KitError::BaseMismatch(_) => 5,
+            KitError::Expired { .. } => 6,
+            KitError::Manifest(_) | KitError::InvalidRecord { .. } | KitError::Encoding { .. } => 7,
+            KitError::LimitExceeded(_) => 8,
+            KitError::Io { .. } => 1,
+        }
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         KitError::Io {
             context: context.into(),

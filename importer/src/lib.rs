@@ -24,8 +24,8 @@ pub use manifest::{ContentKind, KitKind, Manifest, Sha256Hex};
 pub use model::{Advisory, EpssEntry, KevEntry};
 pub use signing::{KeyProtection, SigningKey, TrustedKeys, generate_key_pair};
 pub use verify::{
-    ChannelHead, Clock, FixedClock, Limits, SystemClock, VerifiedKit, check_sequence,
-    read_manifest_unverified, verify_kit,
+    ChannelHead, Clock, FixedClock, Freshness, Limits, SystemClock, VerifiedKit, check_sequence,
+    freshness, read_manifest_unverified, verify_kit,
 };
 pub use vex::VexClaim;
-pub use writer::{BuiltKit, KitContents, KitParams, RemovedKey, write_kit};
+pub use writer::{BuiltKit, KitContents, KitParams, RemovedKey, write_kit, write_kit_owned};

@@ -91,25 +91,29 @@ pub fn merge_advisories(
             &b.id,
         ))
     });
-    let mut union_find = UnionFind {
-        parent: (0..records.len()).collect(),
-    };
-    let mut owner: BTreeMap<&str, usize> = BTreeMap::new();
-    for (index, record) in records.iter().enumerate() {
-        for key in std::iter::once(&record.id).chain(record.aliases.iter()) {
-            match owner.get(key.as_str()) {
-                Some(&other) => union_find.union(index, other),
-                None => {
-                    owner.insert(key.as_str(), index);
+    // Group by shared keys. The key map borrows the records, so it lives in this block only.
+    let groups: BTreeMap<usize, Vec<usize>> = {
+        let mut union_find = UnionFind {
+            parent: (0..records.len()).collect(),
+        };
+        let mut owner: BTreeMap<&str, usize> = BTreeMap::new();
+        for (index, record) in records.iter().enumerate() {
+            for key in std::iter::once(&record.id).chain(record.aliases.iter()) {
+                match owner.get(key.as_str()) {
+                    Some(&other) => union_find.union(index, other),
+                    None => {
+                        owner.insert(key.as_str(), index);
+                    }
                 }
             }
         }
-    }
-    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for index in 0..records.len() {
-        let root = union_find.find(index);
-        groups.entry(root).or_default().push(index);
-    }
+        let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for index in 0..records.len() {
+            let root = union_find.find(index);
+            groups.entry(root).or_default().push(index);
+        }
+        groups
+    };
     let kev_by_cve: BTreeMap<&str, &KevEntry> = kev
         .iter()
         .map(|entry| (entry.cve.as_str(), entry))
@@ -122,14 +126,16 @@ pub fn merge_advisories(
         input: records.len(),
         ..MergeStats::default()
     };
+    // Records are moved out group by group, so inputs are freed as merged advisories are made.
+    let mut slots: Vec<Option<Advisory>> = records.into_iter().map(Some).collect();
     let mut output = Vec::with_capacity(groups.len());
     for members in groups.values() {
-        let group: Vec<&Advisory> = members.iter().map(|&i| &records[i]).collect();
+        let group: Vec<Advisory> = members.iter().filter_map(|&i| slots[i].take()).collect();
         if group.len() > 1 {
             stats.merged_groups += 1;
         }
         stats.largest_group = stats.largest_group.max(group.len());
-        let mut advisory = merge_group(&group);
+        let mut advisory = merge_group(group);
         let mut cves: Vec<&String> = Vec::new();
         if is_cve(&advisory.id) {
             cves.push(&advisory.id);
@@ -183,57 +189,44 @@ fn first_source(advisory: &Advisory) -> &str {
         .unwrap_or("")
 }
 
-fn merge_group(group: &[&Advisory]) -> Advisory {
+fn merge_group(group: Vec<Advisory>) -> Advisory {
     let mut keys: BTreeSet<String> = BTreeSet::new();
-    for record in group {
+    for record in &group {
         keys.insert(record.id.clone());
         keys.extend(record.aliases.iter().cloned());
     }
-    let id = primary_id(&keys, group);
-    let mut merged = Advisory::new(&id, first_source(group[0]));
+    let refs: Vec<&Advisory> = group.iter().collect();
+    let id = primary_id(&keys, &refs);
+    let mut merged = Advisory::new(&id, first_source(&group[0]));
     merged.sources.clear();
-    for record in group {
-        merged.sources.extend(record.sources.iter().cloned());
-        merged.related.extend(record.related.iter().cloned());
-        merged.affected.extend(record.affected.iter().cloned());
-        merged.severities.extend(record.severities.iter().cloned());
-        merged.references.extend(record.references.iter().cloned());
-    }
     merged.aliases = keys;
-    let pick =
-        |field: &str, get: &dyn Fn(&Advisory) -> Option<String>| -> Option<(String, String)> {
-            let _ = field;
-            group.iter().find_map(|record| {
-                get(record).map(|value| (value, first_source(record).to_string()))
-            })
-        };
-    let set = |field: &str,
-               value: Option<(String, String)>,
-               target: &mut Option<String>,
-               provenance: &mut BTreeMap<String, String>| {
+    let mut provenance = BTreeMap::new();
+    // Scalar fields first (they need the whole group), then the lists are moved in.
+    let first_with = |get: &dyn Fn(&Advisory) -> Option<&String>| -> Option<(String, String)> {
+        group.iter().find_map(|record| {
+            get(record).map(|value| (value.clone(), first_source(record).to_string()))
+        })
+    };
+    let mut set = |field: &str, value: Option<(String, String)>, target: &mut Option<String>| {
         if let Some((value, source)) = value {
             *target = Some(value);
             provenance.insert(field.to_string(), source);
         }
     };
-    let mut provenance = BTreeMap::new();
     set(
         "summary",
-        pick("summary", &|r| r.summary.clone()),
+        first_with(&|r| r.summary.as_ref()),
         &mut merged.summary,
-        &mut provenance,
     );
     set(
         "details",
-        pick("details", &|r| r.details.clone()),
+        first_with(&|r| r.details.as_ref()),
         &mut merged.details,
-        &mut provenance,
     );
     set(
         "withdrawn",
-        pick("withdrawn", &|r| r.withdrawn.clone()),
+        first_with(&|r| r.withdrawn.as_ref()),
         &mut merged.withdrawn,
-        &mut provenance,
     );
     let earliest = group
         .iter()
@@ -243,12 +236,7 @@ fn merge_group(group: &[&Advisory]) -> Advisory {
                 .map(|p| (p.clone(), first_source(r).to_string()))
         })
         .min_by(|a, b| a.0.cmp(&b.0));
-    set(
-        "published",
-        earliest,
-        &mut merged.published,
-        &mut provenance,
-    );
+    set("published", earliest, &mut merged.published);
     let latest = group
         .iter()
         .filter_map(|r| {
@@ -257,8 +245,15 @@ fn merge_group(group: &[&Advisory]) -> Advisory {
                 .map(|m| (m.clone(), first_source(r).to_string()))
         })
         .max_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(&a.1)));
-    set("modified", latest, &mut merged.modified, &mut provenance);
+    set("modified", latest, &mut merged.modified);
     merged.provenance = provenance;
+    for record in group {
+        merged.sources.extend(record.sources);
+        merged.related.extend(record.related);
+        merged.affected.extend(record.affected);
+        merged.severities.extend(record.severities);
+        merged.references.extend(record.references);
+    }
     merged
 }
 

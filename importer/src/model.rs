@@ -280,7 +280,7 @@ impl Advisory {
         if self.id.len() > 256 {
             return Err(format!(
                 "advisory id {:?}... is longer than 256 bytes",
-                &self.id[..32]
+                self.id.chars().take(32).collect::<String>()
             ));
         }
         if self.aliases.contains(&self.id) {
@@ -373,6 +373,17 @@ mod tests {
         assert!(!is_cve("CVE-21-44228"));
         assert!(!is_cve("GHSA-xxxx-yyyy-zzzz"));
         assert!(!is_cve("CVE-2021-12a4"));
+    }
+
+    #[test]
+    fn overlong_multibyte_id_is_an_error_not_a_panic() {
+        let advisory = Advisory::new("€".repeat(100), "osv:x");
+        assert!(
+            advisory
+                .validate()
+                .unwrap_err()
+                .contains("longer than 256 bytes")
+        );
     }
 
     #[test]

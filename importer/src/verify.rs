@@ -98,6 +98,34 @@ pub struct VerifiedKit {
     pub removed: Vec<RemovedKey>,
 }
 
+/// Whether the newest imported kit is recent enough (freeze attacks: an attacker who can only
+/// replay old but unexpired kits makes the feed look current; age reveals it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    Fresh,
+    /// Older than the configured maximum age; `age_seconds` since the kit's `created`.
+    Stale {
+        age_seconds: i64,
+    },
+}
+
+/// Freshness of a kit created at `created` (manifest field), as of `clock`, against `max_age`.
+pub fn freshness(
+    manifest: &Manifest,
+    clock: &dyn Clock,
+    max_age: time::Duration,
+) -> Result<Freshness, KitError> {
+    let created = crate::manifest::parse_time(&manifest.created).map_err(KitError::Manifest)?;
+    let age = clock.now() - created;
+    Ok(if age > max_age {
+        Freshness::Stale {
+            age_seconds: age.whole_seconds(),
+        }
+    } else {
+        Freshness::Fresh
+    })
+}
+
 /// What the appliance last imported on a channel (for [`check_sequence`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelHead {

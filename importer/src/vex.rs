@@ -74,13 +74,18 @@ impl VexClaim {
         Ok(())
     }
 
-    /// The identity of a claim for delta kits: the same provider saying something new about the
-    /// same product and vulnerability replaces the old claim.
+    /// The identity of a claim for delta kits: the SHA-256 of its canonical JSON. A document may
+    /// hold several claims about one product and vulnerability (an OpenVEX history), so only the
+    /// whole claim identifies it; a changed claim travels as removal of the old plus the new one.
     pub fn key(&self) -> String {
-        format!(
-            "{}|{}|{}|{}",
-            self.provider, self.document, self.product, self.vulnerability
-        )
+        match crate::canonical::to_canonical_json("VEX claim", self) {
+            Ok(bytes) => crate::manifest::Sha256Hex::of(&bytes).as_str().to_string(),
+            // Serialising plain strings and enums cannot fail; keep a readable fallback anyway.
+            Err(_) => format!(
+                "{}|{}|{}|{}|{:?}",
+                self.provider, self.document, self.product, self.vulnerability, self.status
+            ),
+        }
     }
 }
 

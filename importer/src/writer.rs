@@ -125,7 +125,16 @@ pub fn write_kit(
     params: &KitParams,
     key: &SigningKey,
 ) -> Result<BuiltKit, KitError> {
-    let mut contents = contents.clone();
+    write_kit_owned(contents.clone(), params, key)
+}
+
+/// [`write_kit`] taking the contents by value, so that a large build does not hold two copies
+/// of every record (the builder uses this; the output is the same).
+pub fn write_kit_owned(
+    mut contents: KitContents,
+    params: &KitParams,
+    key: &SigningKey,
+) -> Result<BuiltKit, KitError> {
     contents.sort();
     for advisory in &mut contents.advisories {
         advisory.normalize();
@@ -237,7 +246,12 @@ pub fn write_kit(
     );
 
     let mtime = u64::try_from(params.created.unix_timestamp()).unwrap_or(0);
-    let mut tar = tar::Builder::new(Vec::new());
+    // The records are in `files` now; free them before the archive is written.
+    drop(contents);
+    // The tar streams straight into the zstd encoder: the uncompressed archive is never held whole.
+    let encoder = zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL)
+        .map_err(|e| KitError::io("zstd compression", e))?;
+    let mut tar = tar::Builder::new(encoder);
     let mut append = |path: &str, data: &[u8]| -> Result<(), KitError> {
         let mut header = tar::Header::new_ustar();
         header
@@ -255,13 +269,14 @@ pub fn write_kit(
     };
     append(MANIFEST_PATH, &manifest_bytes)?;
     append(MANIFEST_SIG_PATH, manifest_signature.as_bytes())?;
-    for (entry, bytes) in &files {
-        append(entry.path.as_str(), bytes)?;
+    for (entry, bytes) in files {
+        append(entry.path.as_str(), &bytes)?;
     }
-    let tar_bytes = tar
+    let encoder = tar
         .into_inner()
         .map_err(|e| KitError::io("finishing tar", e))?;
-    let archive = zstd::encode_all(tar_bytes.as_slice(), ZSTD_LEVEL)
+    let archive = encoder
+        .finish()
         .map_err(|e| KitError::io("zstd compression", e))?;
     let archive_signature = key.sign(
         &archive,

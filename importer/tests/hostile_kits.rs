@@ -475,3 +475,77 @@ fn the_fuzz_entry_point_rejects_garbage_without_panicking() {
         assert!(stella_importer::verify::verify_kit_for_fuzzing(garbage).is_err());
     }
 }
+
+#[test]
+fn exit_codes_separate_the_failure_classes_and_freshness_flags_frozen_feeds() {
+    let keys = keys();
+    let (manifest, files) = parts(&keys);
+    let good = kit_with(&keys, &manifest, &files, vec![]);
+    let other = keys_other();
+    let code =
+        |result: Result<stella_importer::VerifiedKit, KitError>| result.unwrap_err().exit_code();
+    assert_eq!(
+        code(verify_kit(
+            good.as_slice(),
+            &other.trusted,
+            &now(),
+            &Limits::default()
+        )),
+        3
+    );
+    let mut swapped = files.clone();
+    swapped[0].1[2] ^= 1;
+    assert_eq!(
+        code(verify(&keys, &kit_with(&keys, &manifest, &swapped, vec![]))),
+        4
+    );
+    let late = FixedClock(parse_time("2027-01-01T00:00:00Z").unwrap());
+    assert_eq!(
+        code(verify_kit(
+            good.as_slice(),
+            &keys.trusted,
+            &late,
+            &Limits::default()
+        )),
+        6
+    );
+    let mut miscounted = manifest.clone();
+    miscounted.counts.insert(ContentKind::Advisories, 9);
+    assert_eq!(
+        code(verify(&keys, &kit_with(&keys, &miscounted, &files, vec![]))),
+        7
+    );
+    let tiny = Limits {
+        max_total_bytes: 10,
+        ..Limits::default()
+    };
+    assert_eq!(
+        code(verify_kit(good.as_slice(), &keys.trusted, &now(), &tiny)),
+        8
+    );
+    let kit = verify(&keys, &good).unwrap();
+    let head = stella_importer::ChannelHead {
+        sequence: 9,
+        manifest_sha256: kit.manifest_sha256.clone(),
+    };
+    assert_eq!(
+        stella_importer::check_sequence(&kit, Some(&head))
+            .unwrap_err()
+            .exit_code(),
+        5
+    );
+
+    // Created 2026-11-01: fresh after 10 days with a 14-day window, stale after 20.
+    let max_age = time::Duration::days(14);
+    let at = |day: &str| FixedClock(parse_time(day).unwrap());
+    assert_eq!(
+        stella_importer::freshness(&kit.manifest, &at("2026-11-11T00:00:00Z"), max_age).unwrap(),
+        stella_importer::Freshness::Fresh
+    );
+    assert_eq!(
+        stella_importer::freshness(&kit.manifest, &at("2026-11-21T00:00:00Z"), max_age).unwrap(),
+        stella_importer::Freshness::Stale {
+            age_seconds: 20 * 86_400
+        }
+    );
+}

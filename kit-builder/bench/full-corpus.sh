@@ -39,12 +39,13 @@ for s in "${sources[@]}"; do args+=(--source "$s"); inputs+=("${s#*=}"); done
 measure() { # label, command...
   local label="$1"; shift
   /usr/bin/time -v "$@" 2> "$work/$label.time" >/dev/null
-  local wall rss
+  local wall rss cpu
+  cpu=$(awk -F': ' '/User time|System time/ {s += $2} END {print s}' "$work/$label.time")
   wall=$(grep "Elapsed (wall clock)" "$work/$label.time" | awk '{print $NF}')
   rss=$(grep "Maximum resident set size" "$work/$label.time" | awk '{print $NF}')
   # m:ss.ss -> seconds
   wall=$(echo "$wall" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
-  echo "$label $wall $rss"
+  echo "$label $wall $rss $cpu"
 }
 
 # The baseline reads every input byte once and hashes it (gunzipping the EPSS files).
@@ -54,18 +55,20 @@ measure() { # label, command...
   printf 'find'; printf ' %q' "${inputs[@]}"; echo " -type f -name '*.gz' -print0 | sort -z | xargs -0 zcat | sha256sum"
 } > "$work/baseline.sh"
 
-read -r _ base_s base_kb < <(measure baseline bash "$work/baseline.sh")
-read -r _ build_s build_kb < <(measure build "$bin" build "${args[@]}" --channel stable --sequence 1 --expires 30d \
+read -r _ base_s base_kb base_cpu < <(measure baseline bash "$work/baseline.sh")
+read -r _ build_s build_kb build_cpu < <(measure build "$bin" build "${args[@]}" --channel stable --sequence 1 --expires 30d \
   --key "$work/keys/kit.key" -o "$work/kit.tar.zst" --created 2026-11-01T00:00:00Z)
-read -r _ verify_s verify_kb < <(measure verify "$bin" inspect "$work/kit.tar.zst" --key "$work/keys/kit.pub")
+read -r _ verify_s verify_kb verify_cpu < <(measure verify "$bin" inspect "$work/kit.tar.zst" --key "$work/keys/kit.pub")
 input_bytes=$(find "${inputs[@]}" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
 kit_bytes=$(stat -c %s "$work/kit.tar.zst")
 
 awk -v b="$base_s" -v bk="$base_kb" -v t="$build_s" -v tk="$build_kb" -v v="$verify_s" -v vk="$verify_kb" \
+    -v bc="$base_cpu" -v tc="$build_cpu" -v vc="$verify_cpu" -v load="$(cut -d' ' -f1 /proc/loadavg)" \
     -v ib="$input_bytes" -v kb="$kit_bytes" 'BEGIN {
-  printf "baseline (read + sha256 inputs, gunzip EPSS): %.2f s, peak RSS %.1f MiB\n", b, bk/1024
-  printf "stella-kit build (full corpus):             %.2f s, peak RSS %.1f MiB  (%.1fx baseline time)\n", t, tk/1024, (b > 0 ? t/b : 0)
-  printf "stella-kit inspect (verify_kit):           %.2f s, peak RSS %.1f MiB  (%.1fx baseline time)\n", v, vk/1024, (b > 0 ? v/b : 0)
+  printf "load average at the end: %s (other jobs inflate wall times; CPU times are steadier)\n", load
+  printf "baseline (read + sha256 inputs, gunzip EPSS): %.2f s wall, %.2f s CPU, peak RSS %.1f MiB\n", b, bc, bk/1024
+  printf "stella-kit build (full corpus):             %.2f s wall, %.2f s CPU, peak RSS %.1f MiB  (%.1fx baseline wall, %.1fx baseline CPU)\n", t, tc, tk/1024, (b > 0 ? t/b : 0), (bc > 0 ? tc/bc : 0)
+  printf "stella-kit inspect (verify_kit):           %.2f s wall, %.2f s CPU, peak RSS %.1f MiB  (%.1fx baseline wall, %.1fx baseline CPU)\n", v, vc, vk/1024, (b > 0 ? v/b : 0), (bc > 0 ? vc/bc : 0)
   printf "inputs %.1f MiB on disk -> kit %.2f MiB (%.1f%% of inputs)\n", ib/1048576, kb/1048576, 100*kb/ib
   printf "targets: build <= 30 s: %s; peak RSS <= 512 MiB: %s\n", (t <= 30 ? "met" : "MISSED"), (tk/1024 <= 512 ? "met" : "MISSED")
 }'

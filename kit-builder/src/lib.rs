@@ -107,6 +107,9 @@ pub struct BuildOptions {
     pub expires: time::OffsetDateTime,
     /// Previous kits, oldest first: a full kit optionally followed by deltas. The last is the base.
     pub bases: Vec<PathBuf>,
+    /// Public keys (minisign `.pub` text) the bases may be signed with besides the build key, for
+    /// building across a key rotation.
+    pub base_keys: Vec<String>,
 }
 
 /// The name a source goes by in the manifest, provenance and the summary: the last two path
@@ -329,8 +332,12 @@ pub fn collect(
 pub fn read_bases(
     bases: &[PathBuf],
     key: &SigningKey,
+    extra_keys: &[String],
 ) -> Result<Option<(KitState, VerifiedKit)>, BuildError> {
-    let trusted = TrustedKeys::from_texts([key.public_key_file().as_str()])?;
+    let own = key.public_key_file();
+    let trusted = TrustedKeys::from_texts(
+        std::iter::once(own.as_str()).chain(extra_keys.iter().map(String::as_str)),
+    )?;
     let mut state = KitState::default();
     let mut last: Option<VerifiedKit> = None;
     for path in bases {
@@ -373,17 +380,19 @@ pub fn build(
     key: &SigningKey,
     progress: Option<&ProgressBar>,
 ) -> Result<BuildReport, BuildError> {
-    let base = read_bases(&options.bases, key)?;
+    let base = read_bases(&options.bases, key, &options.base_keys)?;
     let (contents, reports, merge) = collect(&options.sources, progress)?;
-    let target = KitState::from_contents(&contents);
+    if let Some(progress) = progress {
+        progress.set_message("merging, compressing and signing");
+    }
     let state_counts = BTreeMap::from([
-        ("advisories", target.advisories.len()),
-        ("vex_claims", target.vex_claims.len()),
-        ("kev", target.kev.len()),
-        ("epss", target.epss.len()),
-        ("licences", target.licences.len()),
-        ("revocations", target.revocations.len()),
-        ("key_updates", target.key_updates.len()),
+        ("advisories", contents.advisories.len()),
+        ("vex_claims", contents.vex_claims.len()),
+        ("kev", contents.kev.len()),
+        ("epss", contents.epss.len()),
+        ("licences", contents.licences.len()),
+        ("revocations", contents.revocations.len()),
+        ("key_updates", contents.key_updates.len()),
     ]);
     let (contents, kit_base) = match base {
         None => (contents, None),
@@ -394,6 +403,8 @@ pub fn build(
                     base: last.manifest.sequence,
                 });
             }
+            let target = KitState::from_contents(&contents);
+            drop(contents);
             let delta = state.delta_to(&target);
             let kit_base = KitBase {
                 kit_id: last.manifest.kit_id.clone(),
@@ -411,7 +422,7 @@ pub fn build(
         base: kit_base,
         sources: reports.iter().map(|r| r.summary.clone()).collect(),
     };
-    let kit = stella_importer::write_kit(&contents, &params, key)?;
+    let kit = stella_importer::write_kit_owned(contents, &params, key)?;
     Ok(BuildReport {
         sources: reports,
         merge,
@@ -513,4 +524,46 @@ fn truncate(text: &str, width: usize) -> String {
 fn shorten_reason(reason: &str) -> String {
     let cut = reason.find(['"', ':']).unwrap_or(reason.len());
     reason[..cut].trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_specs_parse_and_name_their_errors() {
+        let spec: SourceSpec = "debian-dsa=data/DSA/list".parse().unwrap();
+        assert_eq!(spec.kind, SourceKind::DebianDsa);
+        assert_eq!(display_name(&spec.location), "DSA/list");
+        assert!(matches!(
+            "osv".parse::<SourceSpec>(),
+            Err(BuildError::SourceSyntax(_))
+        ));
+        assert!(matches!(
+            "osv=".parse::<SourceSpec>(),
+            Err(BuildError::SourceSyntax(_))
+        ));
+        assert!(matches!(
+            "nope=x".parse::<SourceSpec>(),
+            Err(BuildError::SourceKind(_))
+        ));
+    }
+
+    #[test]
+    fn only_https_urls_are_fetched() {
+        for location in [
+            "http://127.0.0.1:9/x.json",
+            "ftp://example.invalid/x",
+            "file:///etc/passwd",
+        ] {
+            let spec = SourceSpec {
+                kind: SourceKind::Kev,
+                location: location.into(),
+            };
+            match load_source(&spec, None) {
+                Err(BuildError::Fetch { reason, .. }) => assert!(reason.contains("only https://")),
+                other => panic!("{location}: {other:?}"),
+            }
+        }
+    }
 }

@@ -128,6 +128,9 @@ struct BuildArgs {
     /// Previous kit(s), oldest first (a full kit, then deltas): emit a delta against the last.
     #[arg(long = "base")]
     bases: Vec<PathBuf>,
+    /// Public key(s) the base kits may be signed with besides --key (after a key rotation).
+    #[arg(long = "base-key")]
+    base_keys: Vec<PathBuf>,
     /// Creation time (RFC 3339). Default: SOURCE_DATE_EPOCH if set, else now.
     #[arg(long)]
     created: Option<String>,
@@ -244,6 +247,14 @@ fn build(args: BuildArgs) -> Result<()> {
     let key = load_key(&args.key, args.password_file.as_deref())?;
     let created = default_time(args.created.as_deref())?;
     let expires = parse_expiry(&args.expires, created).map_err(anyhow::Error::msg)?;
+    let base_keys = args
+        .base_keys
+        .iter()
+        .map(|path| {
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading base key {}", path.display()))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let options = BuildOptions {
         sources,
         channel: args.channel,
@@ -251,6 +262,7 @@ fn build(args: BuildArgs) -> Result<()> {
         created,
         expires,
         bases: args.bases,
+        base_keys,
     };
     let progress = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(stella_kit_builder::count_files(&options.sources));

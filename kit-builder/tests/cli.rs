@@ -80,10 +80,17 @@ fn build_is_reproducible_and_stock_minisign_verifies_both_signatures() {
         .iter()
         .map(|s| format!("{}={}", s.kind, s.location))
         .collect();
-    let summary = ok(&stella_kit(&build_args("kit-3.tar.zst", &sources), d));
+    let built = stella_kit(&build_args("kit-3.tar.zst", &sources), d);
+    let summary = ok(&built);
     assert!(
         summary.contains("RECORDS") && summary.contains("nodejs-security-wg"),
         "{summary}"
+    );
+    // Not a terminal: no progress bar on stderr.
+    assert!(
+        built.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
     );
     ok(&stella_kit(&build_args("again.tar.zst", &sources), d));
     let first = std::fs::read(d.join("kit-3.tar.zst")).unwrap();
@@ -490,6 +497,47 @@ fn kit_key_rotation_travels_in_a_kit_signed_by_the_old_key() {
     );
     // The same update cannot be replayed.
     assert!(kit1.key_updates[0].apply(&trusted, Some(1)).is_err());
+    // A delta across the rotation: the base (old key) is accepted only with --base-key.
+    let delta_args = [
+        "build",
+        "--sequence",
+        "4",
+        "--key",
+        "new/kit.key",
+        "-o",
+        "kit-4.tar.zst",
+        "--base",
+        "kit-1.tar.zst",
+        "--source",
+        &kev,
+    ];
+    let refused = stella_kit(&delta_args, d);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("not trusted"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let mut with_key = delta_args.to_vec();
+    with_key.extend(["--base-key", "old/kit.pub"]);
+    ok(&stella_kit(&with_key, d));
+    let kit4 =
+        stella_importer::verify_kit(read("kit-4.tar.zst").as_slice(), &trusted, &clock, &limits)
+            .unwrap();
+    assert_eq!(
+        kit4.manifest.base.as_ref().unwrap().manifest_sha256,
+        kit1.manifest_sha256
+    );
+    assert!(
+        kit4.kev.is_empty(),
+        "KEV unchanged since kit 1, so the delta carries none"
+    );
+    assert!(
+        kit4.removed
+            .iter()
+            .any(|r| r.kind == stella_importer::ContentKind::KeyUpdates),
+        "the update is not in this build's sources"
+    );
 }
 
 struct SigningKeyFile {

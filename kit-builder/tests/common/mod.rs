@@ -59,6 +59,7 @@ pub fn options(sources: Vec<SourceSpec>, sequence: u64) -> BuildOptions {
         created: time("2026-11-01T00:00:00Z"),
         expires: time("2026-12-01T00:00:00Z"),
         bases: Vec::new(),
+        base_keys: Vec::new(),
     }
 }
 
