@@ -1,4 +1,4 @@
-//! The committed corpus of hostile kits (tests/data/kit/hostile/), one file per attack, with the
+//! The committed corpus of hostile kits (tests/data/hostile-kits/), one file per attack, with the
 //! reason each must be rejected for in `expected.json`. The corpus is generated here from the
 //! committed test key, deterministically; the test fails if the committed files differ from what
 //! the generator makes, and checks every committed file's verdict. Regenerate with
@@ -184,7 +184,7 @@ fn relist(manifest: &mut Manifest, path: &str, bytes: &[u8]) {
 /// `check_sequence` against a channel head at sequence 5.
 fn corpus() -> Vec<(&'static str, Vec<u8>, &'static str, &'static str)> {
     let signer = key("test-kit.key");
-    let stranger = key("hostile/untrusted-test.key");
+    let stranger = key("../hostile-kits/untrusted-test.key");
     let normal = params(5, "2026-12-01T00:00:00Z");
     let (manifest, files) = parts(&signer, &normal);
     let epss = files
@@ -466,7 +466,7 @@ fn corpus() -> Vec<(&'static str, Vec<u8>, &'static str, &'static str)> {
 
 #[test]
 fn committed_hostile_corpus_is_current_and_each_kit_fails_for_its_reason() {
-    let dir = kit_dir().join("hostile");
+    let dir = kit_dir().join("../hostile-kits");
     let corpus = corpus();
     if std::env::var_os("STELLA_REGENERATE_HOSTILE_KITS").is_some() {
         let mut index = Vec::new();
@@ -475,7 +475,7 @@ fn committed_hostile_corpus_is_current_and_each_kit_fails_for_its_reason() {
             index.push(serde_json::json!({"file": name, "reason": reason, "what": what}));
         }
         let text = serde_json::to_string_pretty(&serde_json::json!({
-            "trusted_key": "../test-kit.pub",
+            "trusted_key": "../kit/test-kit.pub",
             "now": "2026-11-15T00:00:00Z",
             "channel_head_sequence": 5,
             "kits": index,
