@@ -1,11 +1,14 @@
 //! HTTP API and server-rendered console of the appliance. This is the only crate that knows
 //! axum (and, with the console, askama); the domain crates never depend on it.
 
+pub mod auth;
 mod metrics;
 mod ops;
 mod request_id;
+pub mod tls;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +16,7 @@ use axum::Router;
 use stella_store::Stores;
 use tokio::net::TcpListener;
 
+pub use auth::{Access, Authority, Caller, RouteEntry, RouteTable};
 pub use metrics::Metrics;
 pub use request_id::RequestId;
 
@@ -25,17 +29,24 @@ pub struct AppState {
 struct Inner {
     stores: Arc<Stores>,
     metrics: Metrics,
+    authority: Arc<Authority>,
 }
 
 impl AppState {
-    /// State over opened stores.
-    pub fn new(stores: Arc<Stores>) -> Self {
+    /// State over opened stores and the Authority.
+    pub fn new(stores: Arc<Stores>, authority: Arc<Authority>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 stores,
                 metrics: Metrics::new(),
+                authority,
             }),
         }
+    }
+
+    /// The Authority (tokens, DPoP, sessions).
+    pub fn authority(&self) -> &Authority {
+        &self.inner.authority
     }
 
     /// The stores.
@@ -49,10 +60,27 @@ impl AppState {
     }
 }
 
-/// The whole HTTP surface: ops endpoints, wrapped in request-id and metrics middleware.
+/// Every route of the appliance with its access rule (see `docs/security.md`). Add new routes
+/// here, through [`RouteTable::scoped`] (API, token with a scope), [`RouteTable::signer`]
+/// (DPoP-bound token with server nonce), [`RouteTable::console`] (session) or
+/// [`RouteTable::public`] (with a reason); a route added to the router any other way is denied.
+pub fn route_table() -> RouteTable {
+    let table = RouteTable::new();
+    let table = ops::routes(table);
+    let table = auth::oauth_routes(table);
+    let table = auth::admin_routes(table);
+    auth::console_routes(table)
+}
+
+/// The whole HTTP surface: the route table with its access rules enforced, wrapped in HSTS,
+/// request-id and metrics middleware.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .merge(ops::routes())
+    route_table()
+        .into_router(state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::hsts,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -70,6 +98,26 @@ pub enum ServeOutcome {
     GraceExpired,
 }
 
+/// The peer address of a connection, plain or TLS; read it as `ConnectInfo<ClientAddr>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls::TlsListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tls::TlsListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests finish
 /// for at most `grace`.
 pub async fn serve(
@@ -79,11 +127,37 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<ServeOutcome> {
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+    let service = router.into_make_service_with_connect_info::<ClientAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = signalled_tx.send(());
     });
-    let server = server.into_future();
+    finish(server.into_future(), signalled_rx, grace).await
+}
+
+/// Like [`serve`], over TLS: `listener` is wrapped in a [`tls::TlsListener`].
+pub async fn serve_tls(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<ServeOutcome> {
+    let listener = tls::TlsListener::new(listener, config)?;
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let service = router.into_make_service_with_connect_info::<ClientAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = signalled_tx.send(());
+    });
+    finish(server.into_future(), signalled_rx, grace).await
+}
+
+async fn finish(
+    server: impl Future<Output = std::io::Result<()>>,
+    signalled_rx: tokio::sync::oneshot::Receiver<()>,
+    grace: Duration,
+) -> std::io::Result<ServeOutcome> {
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => return result.map(|()| ServeOutcome::Drained),

@@ -3,6 +3,7 @@
 //! (argon2id) and the login-throttling policy. Pure logic: no HTTP, no stores, time through
 //! [`stella_core::Clock`]. `stella-web` puts it on the wire; `stella-store` keeps its records.
 
+mod client;
 mod dpop;
 mod error;
 mod jwk;
@@ -14,6 +15,7 @@ mod signer;
 mod throttle;
 mod token;
 
+pub use client::DpopKey;
 pub use dpop::{
     DpopLimits, DpopProof, DpopRequest, DpopVerifier, NonceMode, NonceSource, ReplayCache,
     normalize_htu,

@@ -1,6 +1,7 @@
 //! stella: the appliance daemon (`stella serve`) and operator CLI. Thin by design: it parses
 //! arguments and wires the crates together.
 
+mod login;
 mod serve;
 
 use std::path::PathBuf;
@@ -24,6 +25,10 @@ struct Cli {
 enum Command {
     /// Run the appliance daemon: HTTP API, console and embedded stores.
     Serve(ServeArgs),
+    /// Obtain a DPoP-bound access token with client credentials and remember the profile.
+    Login(login::LoginArgs),
+    /// Call the appliance API as the logged-in client, e.g. `stella api GET /api/audit`.
+    Api(login::ApiArgs),
 }
 
 /// Flags of `stella serve`; each overrides the configuration file and the environment.
@@ -47,6 +52,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Login(args) => login::run(args),
+        Command::Api(args) => login::api(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 //! blobs and the per-layer cache, SQLite for the relational catalog and audit log, tantivy for
 //! advisory search. They are deliberately not hidden behind one trait.
 
+mod accounts;
 mod blobs;
 mod catalog;
 mod index;
@@ -9,6 +10,7 @@ mod lock;
 
 use std::path::{Path, PathBuf};
 
+pub use accounts::{ClientRecord, SessionRecord, UserRecord};
 pub use blobs::BlobStore;
 pub use catalog::{AuditEvent, Catalog, SCHEMA_VERSION};
 pub use index::AdvisoryIndex;
