@@ -6,6 +6,8 @@ mod admin;
 mod console;
 mod oauth;
 mod routes;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::path::Path;

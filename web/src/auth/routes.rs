@@ -178,6 +178,13 @@ impl RouteTable {
 
     /// The router, with the access rules enforced by one middleware over every route.
     pub fn into_router(self, state: AppState) -> Router<AppState> {
+        self.into_router_over(Router::new(), state)
+    }
+
+    /// Like [`RouteTable::into_router`], merged over `others`: routes that did not go through
+    /// the table. The guard covers them too and denies them (403), which is what makes a route
+    /// added without an access rule fail rather than serve unprotected.
+    pub fn into_router_over(self, others: Router<AppState>, state: AppState) -> Router<AppState> {
         let mut rules: HashMap<(Method, String), Access> = HashMap::new();
         for entry in &self.entries {
             rules.insert((entry.method.clone(), entry.path.to_owned()), entry.access);
@@ -186,7 +193,8 @@ impl RouteTable {
             state,
             rules: Arc::new(rules),
         };
-        self.router
+        others
+            .merge(self.router)
             .layer(axum::middleware::from_fn_with_state(guard, enforce))
     }
 }
