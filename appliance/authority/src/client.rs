@@ -81,6 +81,44 @@ impl DpopKey {
         }
     }
 
+    /// The public key as a JWK (what a client registers for `private_key_jwt`).
+    pub fn public_jwk(&self) -> serde_json::Value {
+        self.public.to_json()
+    }
+
+    /// A `private_key_jwt` client assertion for `client_id` and `audience` (the token endpoint
+    /// URL), valid 60 s from `iat`.
+    pub fn client_assertion(
+        &self,
+        client_id: &str,
+        audience: &str,
+        iat: u64,
+    ) -> Result<String, AuthorityError> {
+        let header = json!({ "typ": "JWT", "alg": "ES256", "kid": self.public.thumbprint() });
+        let claims = json!({
+            "iss": client_id,
+            "sub": client_id,
+            "aud": audience,
+            "iat": iat,
+            "exp": iat + 60,
+            "jti": b64url(crate::random_bytes::<16>()?),
+        });
+        self.sign(&header, &claims)
+    }
+
+    fn sign(
+        &self,
+        header: &serde_json::Value,
+        claims: &serde_json::Value,
+    ) -> Result<String, AuthorityError> {
+        let input = jws::signing_input(header, claims);
+        let signature: p256::ecdsa::Signature = self
+            .key
+            .try_sign(input.as_bytes())
+            .map_err(|err| AuthorityError::Crypto(format!("ES256 signing: {err}")))?;
+        Ok(format!("{input}.{}", b64url(signature.to_bytes())))
+    }
+
     /// The RFC 7638 thumbprint a token gets bound to.
     pub fn thumbprint(&self) -> String {
         self.public.thumbprint()
@@ -111,12 +149,7 @@ impl DpopKey {
                 map.insert("nonce".into(), nonce.into());
             }
         }
-        let input = jws::signing_input(&header, &claims);
-        let signature: p256::ecdsa::Signature = self
-            .key
-            .try_sign(input.as_bytes())
-            .map_err(|err| AuthorityError::Crypto(format!("ES256 signing: {err}")))?;
-        Ok(format!("{input}.{}", b64url(signature.to_bytes())))
+        self.sign(&header, &claims)
     }
 }
 

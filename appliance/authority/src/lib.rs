@@ -3,6 +3,7 @@
 //! (argon2id) and the login-throttling policy. Pure logic: no HTTP, no stores, time through
 //! [`stella_core::Clock`]. `stella-web` puts it on the wire; `stella-store` keeps its records.
 
+mod assertion;
 mod client;
 mod dpop;
 mod error;
@@ -15,6 +16,10 @@ mod signer;
 mod throttle;
 mod token;
 
+pub use assertion::{
+    JWT_BEARER_ASSERTION, MAX_ASSERTION_LIFETIME_SECS, assertion_issuer, parse_client_jwks,
+    verify_client_assertion,
+};
 pub use client::DpopKey;
 pub use dpop::{
     DpopLimits, DpopProof, DpopRequest, DpopVerifier, NonceMode, NonceSource, ReplayCache,

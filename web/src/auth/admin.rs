@@ -82,6 +82,9 @@ struct NewClient {
     client_id: String,
     /// Space-separated scopes the client may be granted.
     scopes: String,
+    /// Public JWK set for `private_key_jwt`; without it a client secret is generated.
+    #[serde(default)]
+    jwks: Option<serde_json::Value>,
 }
 
 fn valid_client_id(id: &str) -> bool {
@@ -116,25 +119,34 @@ async fn create_client(
         Ok(_) => return bad_request("scopes must not be empty".to_owned()),
         Err(err) => return bad_request(err.to_string()),
     };
-    let secret = match stella_authority::random_token() {
-        Ok(secret) => secret,
-        Err(err) => return internal(&err.to_string()),
+    if let Some(jwks) = &new.jwks
+        && let Err(err) = stella_authority::parse_client_jwks(jwks)
+    {
+        return bad_request(err.to_string());
+    }
+    let secret = match (&new.jwks, stella_authority::random_token()) {
+        (Some(_), _) => None,
+        (None, Ok(secret)) => Some(secret),
+        (None, Err(err)) => return internal(&err.to_string()),
     };
     let stores = state.stores().clone();
     let record_secret = secret.clone();
     let record = ClientRecord {
         client_id: new.client_id.clone(),
         secret_hash: None,
-        jwks: None,
+        jwks: new.jwks.as_ref().map(|j| j.to_string()),
         scopes: scopes.to_string(),
         created_at: state.authority().now(),
         created_by: caller.subject.clone(),
         disabled: false,
     };
     let inserted = tokio::task::spawn_blocking(move || {
-        let hash = stella_authority::hash_secret(&record_secret).map_err(|e| e.to_string())?;
+        let hash = record_secret
+            .map(|secret| stella_authority::hash_secret(&secret))
+            .transpose()
+            .map_err(|e| e.to_string())?;
         let record = ClientRecord {
-            secret_hash: Some(hash),
+            secret_hash: hash,
             ..record
         };
         stores
@@ -162,16 +174,20 @@ async fn create_client(
         &caller.subject,
         "client.create",
         &new.client_id,
-        json!({ "scopes": scopes.to_string() }),
+        json!({ "scopes": scopes.to_string(), "private_key_jwt": new.jwks.is_some() }),
     );
-    (
-        StatusCode::CREATED,
-        Json(json!({
+    let body = match secret {
+        Some(secret) => json!({
             "client_id": new.client_id,
             "client_secret": secret,
             "scopes": scopes.to_string(),
             "token_endpoint_auth_method": "client_secret_basic",
-        })),
-    )
-        .into_response()
+        }),
+        None => json!({
+            "client_id": new.client_id,
+            "scopes": scopes.to_string(),
+            "token_endpoint_auth_method": "private_key_jwt",
+        }),
+    };
+    (StatusCode::CREATED, Json(body)).into_response()
 }

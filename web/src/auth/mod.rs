@@ -20,7 +20,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use stella_authority::{
     AuthorityError, DpopLimits, DpopRequest, DpopVerifier, ErrorCode, LoginThrottle, NonceMode,
-    Scope, ScopeSet, SoftwareSigner, TokenIssuer, TokenLifetime, TokenSigner, TokenValidator,
+    ReplayCache, Scope, ScopeSet, SoftwareSigner, TokenIssuer, TokenLifetime, TokenSigner,
+    TokenValidator,
 };
 use stella_core::Clock;
 use stella_store::{AuditEvent, Catalog, StoreError, UserRecord};
@@ -70,6 +71,7 @@ pub struct Authority {
     issuer: TokenIssuer,
     validator: TokenValidator,
     dpop: DpopVerifier,
+    assertion_replay: ReplayCache,
     clock: Arc<dyn Clock>,
 }
 
@@ -122,6 +124,7 @@ impl Authority {
             issuer,
             validator,
             dpop,
+            assertion_replay: ReplayCache::new(100_000),
             clock,
         })
     }
@@ -144,6 +147,11 @@ impl Authority {
     /// The DPoP verifier.
     pub fn dpop(&self) -> &DpopVerifier {
         &self.dpop
+    }
+
+    /// Seen `jti`s of `private_key_jwt` client assertions.
+    pub fn assertion_replay(&self) -> &ReplayCache {
+        &self.assertion_replay
     }
 
     /// Now, from the Authority's clock.

@@ -162,12 +162,74 @@ fn client_credentials(
     }
 }
 
-/// Authenticates the client; argon2id runs off the async workers.
+/// Authenticates a `private_key_jwt` client.
+fn authenticate_assertion(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+    form: &HashMap<String, String>,
+    assertion: &str,
+) -> Result<ClientRecord, (String, AuthorityError)> {
+    let fail = |id: &str, msg: String| (id.to_owned(), AuthorityError::InvalidCredentials(msg));
+    if form.get("client_assertion_type").map(String::as_str)
+        != Some(stella_authority::JWT_BEARER_ASSERTION)
+    {
+        return Err(fail("?", "client_assertion_type must be jwt-bearer".into()));
+    }
+    if form.contains_key("client_secret") || parts.headers.contains_key(header::AUTHORIZATION) {
+        return Err(fail(
+            "?",
+            "client authenticated with more than one method".into(),
+        ));
+    }
+    let id = stella_authority::assertion_issuer(assertion)
+        .ok_or_else(|| fail("?", "client assertion has no iss".into()))?;
+    if form.get("client_id").is_some_and(|given| *given != id) {
+        return Err(fail(
+            &id,
+            "client_id differs from the assertion's iss".into(),
+        ));
+    }
+    let client = state
+        .stores()
+        .catalog
+        .client(&id)
+        .ok()
+        .flatten()
+        .filter(|c| !c.disabled)
+        .ok_or_else(|| fail(&id, format!("client {id:?} is unknown or disabled")))?;
+    let jwks = client
+        .jwks
+        .as_deref()
+        .and_then(|text| serde_json::from_str(text).ok())
+        .ok_or_else(|| fail(&id, format!("client {id:?} has no registered keys")))?;
+    let keys = stella_authority::parse_client_jwks(&jwks).map_err(|e| (id.clone(), e))?;
+    let authority = state.authority();
+    let token_url = authority.request_url(&parts.headers, &parts.uri);
+    let issuer = authority.issuer().issuer();
+    let issuer_token_url = format!("{issuer}/oauth/token");
+    let audiences = [token_url.as_str(), issuer, issuer_token_url.as_str()];
+    stella_authority::verify_client_assertion(
+        assertion,
+        &keys,
+        &id,
+        &audiences,
+        authority.now(),
+        authority.assertion_replay(),
+    )
+    .map_err(|e| (id.clone(), e))?;
+    Ok(client)
+}
+
+/// Authenticates the client (secret or `private_key_jwt`); argon2id runs off the async workers.
 async fn authenticate(
     state: &AppState,
-    headers: &HeaderMap,
+    parts: &axum::http::request::Parts,
     form: &HashMap<String, String>,
 ) -> Result<ClientRecord, (String, AuthorityError)> {
+    if let Some(assertion) = form.get("client_assertion") {
+        return authenticate_assertion(state, parts, form, assertion);
+    }
+    let headers = &parts.headers;
     let (id, secret) = client_credentials(headers, form).map_err(|e| ("?".to_owned(), e))?;
     let stores = state.stores().clone();
     let lookup_id = id.clone();
@@ -212,7 +274,7 @@ async fn token(State(state): State<AppState>, request: Request) -> Response {
             "only grant_type=client_credentials is supported",
         );
     }
-    let client = match authenticate(&state, &parts.headers, &form).await {
+    let client = match authenticate(&state, &parts, &form).await {
         Ok(client) => client,
         Err((id, err)) => {
             audit(
@@ -319,7 +381,7 @@ async fn introspect(State(state): State<AppState>, request: Request) -> Response
         Ok(parsed) => parsed,
         Err(response) => return response,
     };
-    if let Err((_, err)) = authenticate(&state, &parts.headers, &form).await {
+    if let Err((_, err)) = authenticate(&state, &parts, &form).await {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", &err.to_string());
     }
     let Some(token) = form.get("token") else {
@@ -362,8 +424,8 @@ async fn discovery(State(state): State<AppState>) -> Response {
         "jwks_uri": format!("{issuer}/jwks"),
         "grant_types_supported": ["client_credentials"],
         "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "dpop_signing_alg_values_supported": algs,
         "scopes_supported": scopes,
         "token_endpoint_auth_signing_alg_values_supported": algs,

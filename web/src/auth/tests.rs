@@ -810,3 +810,71 @@ async fn discovery_and_jwks_describe_the_issuer_and_its_key() {
         serde_json::from_slice(&stella_authority::b64url_decode(header, "h").unwrap()).unwrap();
     assert_eq!(header["kid"], key["kid"]);
 }
+
+/// `private_key_jwt`: an admin registers a client by its public key; the client then gets a
+/// DPoP-bound token with a signed assertion, once per assertion.
+#[tokio::test]
+async fn private_key_jwt_clients_registered_through_the_admin_api() {
+    let env = Env::new();
+    let admin_key = DpopKey::generate().unwrap();
+    let admin = env.token(&admin_key, ScopeSet::new([Scope::Admin]));
+    let client_key = DpopKey::generate().unwrap();
+    let body = serde_json::json!({
+        "client_id": "signer-bot",
+        "scopes": "signer.sign scanner.read",
+        "jwks": { "keys": [client_key.public_jwk()] },
+    });
+    let proof = admin_key
+        .proof("POST", &url("/api/clients"), env.now(), Some(&admin), None)
+        .unwrap();
+    let created = env
+        .send(
+            req(&Method::POST, "/api/clients")
+                .header(header::AUTHORIZATION, format!("DPoP {admin}"))
+                .header("DPoP", proof)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: serde_json::Value = serde_json::from_str(&body_text(created).await).unwrap();
+    assert_eq!(created["token_endpoint_auth_method"], "private_key_jwt");
+    assert!(created.get("client_secret").is_none());
+    assert_eq!(
+        env.state
+            .stores()
+            .catalog
+            .audit_count("client.create")
+            .unwrap(),
+        1
+    );
+
+    let assertion = client_key
+        .client_assertion("signer-bot", &url("/oauth/token"), env.now())
+        .unwrap();
+    let form = format!(
+        "grant_type=client_credentials&client_assertion_type={}&client_assertion={assertion}",
+        "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
+    );
+    let dpop = client_key
+        .proof("POST", &url("/oauth/token"), env.now(), None, None)
+        .unwrap();
+    let ok = token_request(&env, &form, None, Some(dpop)).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    let token: serde_json::Value = serde_json::from_str(&body_text(ok).await).unwrap();
+    assert_eq!(token["token_type"], "DPoP");
+    assert_eq!(token["scope"], "scanner.read signer.sign");
+    // The same assertion again is a replay.
+    let again = token_request(&env, &form, None, None).await;
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    assert!(body_text(again).await.contains("replay"));
+    // An assertion signed by another key is refused.
+    let thief = DpopKey::generate().unwrap();
+    let forged = thief
+        .client_assertion("signer-bot", &url("/oauth/token"), env.now())
+        .unwrap();
+    let form = form.replace(&assertion, &forged);
+    let refused = token_request(&env, &form, None, None).await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+}
