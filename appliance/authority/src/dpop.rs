@@ -347,6 +347,25 @@ impl DpopVerifier {
     }
 }
 
+/// Runs every check of [`DpopVerifier::verify`] on untrusted bytes against a fixed request
+/// (`POST https://stella.invalid/fuzz` at time 0, no nonce, fresh replay cache): the entry
+/// point of the DPoP fuzz target.
+pub fn verify_proof_bytes(bytes: &[u8]) -> Result<DpopProof, AuthorityError> {
+    let proof =
+        std::str::from_utf8(bytes).map_err(|_| AuthorityError::proof("proof is not UTF-8"))?;
+    let verifier = DpopVerifier::new(DpopLimits::default(), Arc::new(stella_core::FixedClock(0)))?;
+    verifier.verify(
+        proof,
+        &DpopRequest {
+            method: "POST",
+            url: "https://stella.invalid/fuzz",
+            access_token: None,
+            expected_jkt: None,
+            nonce: NonceMode::NotRequired,
+        },
+    )
+}
+
 /// Normalises an `htu` (or request URL) per RFC 9449 §4.3 and RFC 3986 §6.2.2–6.2.3: lower-case
 /// scheme and host, default port removed, empty path as `/`, query and fragment dropped. Only
 /// `http` and `https` are accepted; user info is refused.
@@ -715,6 +734,22 @@ mod tests {
         // After expiry the slots free up and the old jti is forgotten.
         cache.check_and_insert("c", 30, 11).unwrap();
         assert_eq!(cache.len(11), 1);
+    }
+
+    #[test]
+    fn fuzz_entry_point_rejects_garbage_and_accepts_a_proof() {
+        assert!(verify_proof_bytes(b"\xff").is_err());
+        assert!(verify_proof_bytes(b"a.b.c").is_err());
+        let key = key();
+        let mut claims =
+            json!({ "jti": "z", "htm": "POST", "htu": "https://stella.invalid/fuzz", "iat": 0 });
+        claims["iat"] = json!(0);
+        let p = proof_with(
+            &key,
+            json!({ "typ": "dpop+jwt", "alg": "ES256", "jwk": jwk_of(&key) }),
+            claims,
+        );
+        verify_proof_bytes(p.as_bytes()).unwrap();
     }
 
     #[test]

@@ -83,13 +83,11 @@ impl PublicJwk {
         };
         match (kty, crv) {
             ("EC", "P-256") => {
-                let (x, y) = (coordinate("x")?, coordinate("y")?);
-                let point = p256::EncodedPoint::from_affine_coordinates(
-                    p256::FieldBytes::from_slice(&x),
-                    p256::FieldBytes::from_slice(&y),
-                    false,
-                );
-                let key = p256::ecdsa::VerifyingKey::from_encoded_point(&point)
+                // SEC1 uncompressed encoding: 0x04 || x || y.
+                let mut sec1 = vec![0x04];
+                sec1.extend_from_slice(&coordinate("x")?);
+                sec1.extend_from_slice(&coordinate("y")?);
+                let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
                     .map_err(|_| "jwk (x, y) is not a point on P-256".to_owned())?;
                 Ok(Self::P256 { key })
             }
@@ -107,6 +105,15 @@ impl PublicJwk {
         }
     }
 
+    /// Parses a public JWK from untrusted JSON bytes (see [`PublicJwk::from_json`]).
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, String> {
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Object(map)) => Self::from_json(&map),
+            Ok(_) => Err("jwk is not a JSON object".to_owned()),
+            Err(err) => Err(format!("jwk is not JSON: {err}")),
+        }
+    }
+
     /// The algorithm this key signs with.
     pub fn alg(&self) -> SignatureAlg {
         match self {
@@ -119,10 +126,11 @@ impl PublicJwk {
     pub fn to_json(&self) -> Value {
         match self {
             Self::P256 { key } => {
+                // SEC1 uncompressed encoding: 0x04 || x (32 bytes) || y (32 bytes).
                 let point = key.to_encoded_point(false);
-                // An uncompressed point always has both coordinates.
-                let x = point.x().map(|x| b64url(x.as_slice())).unwrap_or_default();
-                let y = point.y().map(|y| b64url(y.as_slice())).unwrap_or_default();
+                let sec1 = point.as_bytes();
+                let x = b64url(sec1.get(1..33).unwrap_or_default());
+                let y = b64url(sec1.get(33..65).unwrap_or_default());
                 json!({ "crv": "P-256", "kty": "EC", "x": x, "y": y })
             }
             Self::Ed25519 { key } => {

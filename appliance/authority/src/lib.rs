@@ -23,7 +23,7 @@ pub use assertion::{
 pub use client::DpopKey;
 pub use dpop::{
     DpopLimits, DpopProof, DpopRequest, DpopVerifier, NonceMode, NonceSource, ReplayCache,
-    normalize_htu,
+    normalize_htu, verify_proof_bytes,
 };
 pub use error::{AuthorityError, ErrorCode};
 pub use jwk::{PublicJwk, SignatureAlg};
