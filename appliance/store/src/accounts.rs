@@ -286,6 +286,18 @@ impl Catalog {
             .map_err(|e| self.err(e))
     }
 
+    /// Ends every session of `user_name` but `keep` (after a password change); returns how
+    /// many ended.
+    pub fn delete_other_sessions(&self, user_name: &str, keep: &str) -> Result<u64, StoreError> {
+        self.connection()
+            .execute(
+                "DELETE FROM sessions WHERE user_name = ?1 AND id_hash != ?2",
+                [user_name, keep],
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
     /// Ends every session of `user_name` ("log out everywhere"); returns how many ended.
     pub fn delete_user_sessions(&self, user_name: &str) -> Result<u64, StoreError> {
         self.connection()
@@ -362,6 +374,7 @@ mod tests {
         assert_eq!(catalog.session("s1", 100).unwrap(), None, "expired");
         catalog.delete_session("s1").unwrap();
         assert_eq!(catalog.session("s1", 50).unwrap(), None);
+        assert_eq!(catalog.delete_other_sessions("admin", "s2").unwrap(), 0);
         assert_eq!(catalog.delete_user_sessions("admin").unwrap(), 1);
         assert_eq!(catalog.session("s2", 50).unwrap(), None);
     }

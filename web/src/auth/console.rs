@@ -672,13 +672,19 @@ async fn change_password(
             "<p>Cannot store the password.</p>",
         );
     }
+    // A new password ends every other session of the account.
+    let ended = state
+        .stores()
+        .catalog
+        .delete_other_sessions(&user.name, &session.id_hash)
+        .unwrap_or(0);
     audit(
         &state,
         &ctx,
         &user.name,
         "user.password_change",
         &user.name,
-        json!({}),
+        json!({ "other_sessions_ended": ended }),
     );
     redirect("/")
 }

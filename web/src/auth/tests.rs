@@ -742,7 +742,21 @@ async fn csrf_forced_password_change_and_logout_everywhere() {
         &user.password_hash
     ));
 
-    // Logout everywhere from A ends B too.
+    // The password change ended session B; a new session comes and goes with logout everywhere.
+    let home_b = env
+        .send(
+            req(&Method::GET, "/")
+                .header(header::COOKIE, &cookie_b)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        home_b.status(),
+        StatusCode::SEE_OTHER,
+        "password change ends other sessions"
+    );
+    let cookie_b = env.session("admin", "csrf-c");
     let home_b = env
         .send(
             req(&Method::GET, "/")
