@@ -67,6 +67,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             stella_core::VERSION
         );
         let (authority, bootstrap_password) = open_authority(&config, &stores, scheme, local)?;
+        let shutdown = shutdown_signal();
         // A fixed line on stdout that scripts (and the tests) read to find an ephemeral port.
         // The lines after it are for the operator; whoever reads stdout may have stopped
         // reading, so their write errors are ignored rather than fatal.
@@ -89,9 +90,9 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         let grace = Duration::from_secs(config.server.shutdown_grace_secs);
         match tls {
             Some(tls) => {
-                stella_web::serve_tls(listener, tls.config, app, shutdown_signal(), grace).await
+                stella_web::serve_tls(listener, tls.config, app, shutdown, grace).await
             }
-            None => stella_web::serve(listener, app, shutdown_signal(), grace).await,
+            None => stella_web::serve(listener, app, shutdown, grace).await,
         }
         .context("server failed")
     })?;
@@ -147,10 +148,19 @@ fn open_authority(
     Ok((Arc::new(authority), password))
 }
 
-/// Resolves on the first SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// Resolves on the first SIGTERM or SIGINT. The handlers are installed when this is called
+/// (not when first polled), so a signal that arrives right after the listening line is printed
+/// still drains instead of killing the process.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
+    async move { wait_for_signal(term, int).await }
+}
+
+async fn wait_for_signal(
+    term: std::io::Result<tokio::signal::unix::Signal>,
+    int: std::io::Result<tokio::signal::unix::Signal>,
+) {
     match (term, int) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
