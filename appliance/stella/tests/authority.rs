@@ -129,6 +129,32 @@ fn bootstrap_admin_registers_a_client_and_the_cli_logs_in_with_dpop() {
         serde_json::from_str(String::from_utf8_lossy(&denied.stdout).trim()).unwrap();
     assert_eq!(created["client_id"], "x");
 
+    // An expired cached token is refreshed by the CLI itself.
+    let cached: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state_dir.join("token.json")).unwrap())
+            .unwrap();
+    let mut stale = cached.clone();
+    stale["expires_at"] = 0.into();
+    std::fs::write(state_dir.join("token.json"), stale.to_string()).unwrap();
+    let refreshed = stella()
+        .args(["api", "GET", "/api/clients", "--dir"])
+        .arg(&state_dir)
+        .output()
+        .unwrap();
+    assert!(
+        refreshed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&refreshed.stderr)
+    );
+    let renewed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state_dir.join("token.json")).unwrap())
+            .unwrap();
+    assert_ne!(
+        renewed["access_token"], cached["access_token"],
+        "token was not refreshed"
+    );
+    assert!(renewed["expires_at"].as_u64().unwrap() > 0);
+
     // A client without the admin scope is refused with 403, and the denial is audited.
     let reader_secret = register_client(&daemon, &session, "reader", "scanner.read");
     let reader_file = cli_dir.path().join("reader-secret");

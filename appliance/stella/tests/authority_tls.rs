@@ -11,7 +11,7 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use authority_common::{Daemon, parse_response, raw_request};
+use authority_common::{Daemon, first_admin_login, parse_response, raw_request, register_client};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
@@ -185,4 +185,72 @@ fn off_loopback_listener_is_https_only() {
     let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], daemon.addr.port()));
     let health = https_get(loopback, &pin, "/healthz").unwrap();
     assert_eq!(health.status, 200);
+}
+
+/// `stella login` over HTTPS trusting the appliance's self-signed certificate (`--ca-cert`): the
+/// token endpoint sees an `https` htu and the API call works.
+#[test]
+fn cli_logs_in_over_https_with_the_appliance_certificate() {
+    let data = tempfile::tempdir().unwrap();
+    let cli = tempfile::tempdir().unwrap();
+    // Register the client over loopback HTTP first, then restart with TLS on.
+    let daemon = Daemon::start(data.path(), &[]);
+    let session = first_admin_login(&daemon, "tls-admin-password");
+    let secret = register_client(&daemon, &session, "tls-ci", "admin");
+    let _ = daemon.stop();
+    let config = data.path().join("stella.toml");
+    std::fs::write(&config, "[tls]\nmode = \"on\"\n").unwrap();
+    let daemon = Daemon::start(data.path(), &["--config", config.to_str().unwrap()]);
+    assert_eq!(daemon.scheme, "https");
+    let secret_file = cli.path().join("secret");
+    std::fs::write(&secret_file, secret).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_stella"))
+            .args(args)
+            .arg("--dir")
+            .arg(cli.path().join("state"))
+            .output()
+            .unwrap()
+    };
+    let cert = data.path().join("tls/cert.pem");
+    let login = run(&[
+        "login",
+        "--url",
+        &daemon.base_url(),
+        "--client-id",
+        "tls-ci",
+        "--client-secret-file",
+        secret_file.to_str().unwrap(),
+        "--ca-cert",
+        cert.to_str().unwrap(),
+    ]);
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    let api = run(&["api", "GET", "/api/audit?limit=3"]);
+    assert!(
+        api.status.success(),
+        "{}",
+        String::from_utf8_lossy(&api.stderr)
+    );
+    assert!(String::from_utf8_lossy(&api.stdout).contains("auth.token_issued"));
+    // Without trusting the certificate the CLI refuses to talk.
+    let untrusted = std::process::Command::new(env!("CARGO_BIN_EXE_stella"))
+        .args([
+            "login",
+            "--url",
+            &daemon.base_url(),
+            "--client-id",
+            "tls-ci",
+            "--client-secret-file",
+        ])
+        .arg(&secret_file)
+        .arg("--dir")
+        .arg(cli.path().join("other"))
+        .env_remove("STELLA_CA_CERT")
+        .output()
+        .unwrap();
+    assert!(!untrusted.status.success());
 }
