@@ -69,6 +69,9 @@ pub struct AuthConfig {
     pub issuer: String,
     /// Console session lifetime in seconds.
     pub session_lifetime_secs: u64,
+    /// Whether clients may get bearer tokens (no DPoP proof) for routes that do not require
+    /// DPoP. Off: every token is sender-constrained.
+    pub allow_bearer_tokens: bool,
     /// Consecutive failed console logins that lock an account.
     pub lockout_after: u32,
     /// How long a locked account stays locked, seconds.
@@ -81,6 +84,7 @@ impl Default for AuthConfig {
             token_lifetime_secs: 300,
             issuer: String::new(),
             session_lifetime_secs: 8 * 3600,
+            allow_bearer_tokens: false,
             lockout_after: 5,
             lockout_secs: 900,
         }

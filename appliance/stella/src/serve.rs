@@ -133,6 +133,7 @@ fn open_authority(
         https: scheme == "https",
         token_lifetime: stella_authority::TokenLifetime::clamped(config.auth.token_lifetime_secs),
         session_lifetime_secs: config.auth.session_lifetime_secs,
+        allow_bearer_tokens: config.auth.allow_bearer_tokens,
         throttle: stella_authority::LoginThrottle {
             lockout_after: config.auth.lockout_after,
             lockout_secs: config.auth.lockout_secs,

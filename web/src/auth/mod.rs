@@ -46,6 +46,8 @@ pub struct AuthSettings {
     pub token_lifetime: TokenLifetime,
     /// Console session lifetime, seconds.
     pub session_lifetime_secs: u64,
+    /// Whether bearer (unbound) tokens may be issued and used on non-signer routes.
+    pub allow_bearer_tokens: bool,
     /// Login backoff and lockout.
     pub throttle: LoginThrottle,
 }
@@ -448,10 +450,11 @@ async fn check_token(
             audit_denied(state, &request, &subject, &err);
             return unauthorized(true, Some(&err));
         }
-        (false, None) if dpop_required => {
+        (false, None) if dpop_required || !authority.settings().allow_bearer_tokens => {
             let err = AuthorityError::InvalidToken(
                 "this route requires a DPoP-bound token (cnf.jkt)".to_owned(),
             );
+            // (Also reached for any route when bearer tokens are not allowed.)
             audit_denied(state, &request, &subject, &err);
             return unauthorized(true, Some(&err));
         }

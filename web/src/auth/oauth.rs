@@ -311,6 +311,13 @@ async fn token(State(state): State<AppState>, request: Request) -> Response {
     let authority = state.authority();
     let proofs: Vec<&HeaderValue> = parts.headers.get_all("dpop").iter().collect();
     let jkt = match proofs.as_slice() {
+        [] if !authority.settings().allow_bearer_tokens => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_dpop_proof",
+                "a DPoP proof is required: this appliance issues only DPoP-bound tokens",
+            );
+        }
         [] => None,
         [proof] => {
             let url = authority.request_url(&parts.headers, &parts.uri);

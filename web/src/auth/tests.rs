@@ -37,6 +37,10 @@ struct Env {
 
 impl Env {
     fn new() -> Self {
+        Self::with_bearer(false)
+    }
+
+    fn with_bearer(allow_bearer_tokens: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let stores = Arc::new(Stores::open(dir.path()).unwrap());
         let clock = Arc::new(StepClock(AtomicU64::new(T0)));
@@ -45,6 +49,7 @@ impl Env {
             https: false,
             token_lifetime: TokenLifetime::clamped(300),
             session_lifetime_secs: 3600,
+            allow_bearer_tokens,
             throttle: LoginThrottle {
                 lockout_after: 3,
                 lockout_secs: 600,
@@ -891,4 +896,47 @@ async fn private_key_jwt_clients_registered_through_the_admin_api() {
     let form = form.replace(&assertion, &forged);
     let refused = token_request(&env, &form, None, None).await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// By default every token is DPoP-bound: the token endpoint wants a proof and unbound tokens
+/// are refused everywhere. With `allow_bearer_tokens`, bearer tokens work on non-signer routes.
+#[tokio::test]
+async fn bearer_tokens_only_when_allowed() {
+    for allowed in [false, true] {
+        let env = Env::with_bearer(allowed);
+        env.client("ci", "s3cret", "admin");
+        let response = token_request(
+            &env,
+            "grant_type=client_credentials",
+            Some(("ci", "s3cret")),
+            None,
+        )
+        .await;
+        let minted = env
+            .state
+            .authority()
+            .issuer()
+            .issue("ci", &ScopeSet::new([Scope::Admin]), None)
+            .unwrap()
+            .access_token;
+        let call = env
+            .send(
+                req(&Method::GET, "/api/audit")
+                    .header(header::AUTHORIZATION, format!("Bearer {minted}"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        if allowed {
+            assert_eq!(response.status(), StatusCode::OK);
+            let body: serde_json::Value = serde_json::from_str(&body_text(response).await).unwrap();
+            assert_eq!(body["token_type"], "Bearer");
+            assert_eq!(call.status(), StatusCode::OK);
+        } else {
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+            assert!(body_text(response).await.contains("DPoP proof is required"));
+            assert_eq!(call.status(), StatusCode::UNAUTHORIZED);
+            assert!(www_authenticate(&call).contains("requires a DPoP-bound token"));
+        }
+    }
 }
