@@ -41,12 +41,16 @@ impl Env {
     }
 
     fn with_bearer(allow_bearer_tokens: bool) -> Self {
+        Self::with(allow_bearer_tokens, false)
+    }
+
+    fn with(allow_bearer_tokens: bool, https: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let stores = Arc::new(Stores::open(dir.path()).unwrap());
         let clock = Arc::new(StepClock(AtomicU64::new(T0)));
         let settings = AuthSettings {
-            issuer: format!("http://{HOST}"),
-            https: false,
+            issuer: format!("{}://{HOST}", if https { "https" } else { "http" }),
+            https,
             token_lifetime: TokenLifetime::clamped(300),
             session_lifetime_secs: 3600,
             allow_bearer_tokens,
@@ -939,4 +943,57 @@ async fn bearer_tokens_only_when_allowed() {
             assert!(www_authenticate(&call).contains("requires a DPoP-bound token"));
         }
     }
+}
+
+/// Over HTTPS the session cookie is `__Host-` prefixed and `Secure`, and HSTS is on every answer.
+#[tokio::test]
+async fn https_sessions_use_secure_host_cookies_and_hsts() {
+    let env = Env::with(false, true);
+    env.user("bob", "bobs-password-1", "viewer", false);
+    let page = env
+        .send(req(&Method::GET, "/login").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(
+        page.headers()
+            .get(header::STRICT_TRANSPORT_SECURITY)
+            .unwrap(),
+        super::HSTS
+    );
+    let login = env.send(login_form("bob", "bobs-password-1")).await;
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    let cookie = login
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("__Host-stella_session="))
+        .expect("secure session cookie");
+    for attribute in ["; Secure", "; HttpOnly", "; SameSite=Strict", "; Path=/"] {
+        assert!(
+            cookie.contains(attribute),
+            "{attribute} missing in {cookie}"
+        );
+    }
+    assert!(!cookie.contains("Domain"), "{cookie}");
+    let value = cookie.split(';').next().unwrap();
+    let home = env
+        .send(
+            req(&Method::GET, "/")
+                .header(header::COOKIE, value)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(home.status(), StatusCode::OK);
+    // The plain-HTTP cookie name is not accepted over HTTPS.
+    let plain = value.replace("__Host-stella_session", "stella_session");
+    let home = env
+        .send(
+            req(&Method::GET, "/")
+                .header(header::COOKIE, plain)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(home.status(), StatusCode::SEE_OTHER);
 }
