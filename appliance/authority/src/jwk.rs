@@ -105,6 +105,24 @@ impl PublicJwk {
         }
     }
 
+    /// A P-256 key from its SEC1 encoding (uncompressed `04 || x || y` or compressed), the raw
+    /// public key an HSM reports.
+    pub fn from_p256_sec1(sec1: &[u8]) -> Result<Self, String> {
+        p256::ecdsa::VerifyingKey::from_sec1_bytes(sec1)
+            .map(|key| Self::P256 { key })
+            .map_err(|_| "not a SEC1-encoded P-256 public key".to_owned())
+    }
+
+    /// An Ed25519 key from its 32 raw bytes.
+    pub fn from_ed25519_raw(raw: &[u8]) -> Result<Self, String> {
+        let bytes: [u8; 32] = raw
+            .try_into()
+            .map_err(|_| format!("Ed25519 public key is {} bytes, expected 32", raw.len()))?;
+        ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+            .map(|key| Self::Ed25519 { key })
+            .map_err(|_| "not an Ed25519 public key".to_owned())
+    }
+
     /// Parses a public JWK from untrusted JSON bytes (see [`PublicJwk::from_json`]).
     pub fn from_slice(bytes: &[u8]) -> Result<Self, String> {
         match serde_json::from_slice::<Value>(bytes) {

@@ -31,7 +31,7 @@ pub use jws::{MAX_JWS_LEN, b64url, b64url_decode, sha256_b64url};
 pub use password::{hash_secret, verify_secret};
 pub use random::{random_bytes, random_token};
 pub use scope::{Scope, ScopeSet};
-pub use signer::{SoftwareSigner, TokenSigner};
+pub use signer::{SoftwareSigner, TokenSigner, es256_signature_from_der};
 pub use throttle::{LoginThrottle, ThrottleDecision};
 pub use token::{
     AccessClaims, Confirmation, IssuedToken, TokenIssuer, TokenLifetime, TokenValidator,

@@ -31,6 +31,15 @@ pub trait TokenSigner: Send + Sync {
     }
 }
 
+/// Converts a DER `Ecdsa-Sig-Value` (what PKCS#11 and YubiHSM signers return, and what
+/// `stella-hsm` hands out) into the 64-byte `r || s` form JWS ES256 uses (RFC 7518 §3.4).
+/// An HSM-backed [`TokenSigner`] calls this in its `sign`.
+pub fn es256_signature_from_der(der: &[u8]) -> Result<Vec<u8>, AuthorityError> {
+    p256::ecdsa::Signature::from_der(der)
+        .map(|signature| signature.to_bytes().to_vec())
+        .map_err(|err| AuthorityError::Crypto(format!("HSM ECDSA signature is not DER: {err}")))
+}
+
 /// A P-256 key held in process memory and persisted as PKCS#8 PEM (mode 0600).
 pub struct SoftwareSigner {
     key: SigningKey,
@@ -153,6 +162,23 @@ mod tests {
                 .public_jwk()
                 .verify(SignatureAlg::Es256, b"hellO", &sig)
         );
+    }
+
+    /// What an HSM adapter does: sign DER, convert, publish the SEC1 public key.
+    #[test]
+    fn der_signatures_convert_to_jws_form() {
+        let key = SigningKey::from_slice(&[3u8; 32]).unwrap();
+        let der: p256::ecdsa::DerSignature = key.sign(b"msg");
+        let jws = es256_signature_from_der(der.as_bytes()).unwrap();
+        assert_eq!(jws.len(), 64);
+        let sec1 = key.verifying_key().to_encoded_point(false);
+        let public = PublicJwk::from_p256_sec1(sec1.as_bytes()).unwrap();
+        assert!(public.verify(SignatureAlg::Es256, b"msg", &jws));
+        assert!(
+            es256_signature_from_der(&jws).is_err(),
+            "raw r||s is not DER"
+        );
+        assert!(PublicJwk::from_ed25519_raw(&[0u8; 31]).is_err());
     }
 
     #[test]
