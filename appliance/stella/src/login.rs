@@ -325,3 +325,70 @@ pub(crate) fn api(args: ApiArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Flags of `stella reset-password`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ResetPasswordArgs {
+    /// The console user; `admin` is re-created when missing.
+    #[arg(long, default_value = "admin")]
+    user: String,
+    /// The daemon's data directory (the daemon must be stopped: it holds the lock).
+    #[arg(
+        long,
+        env = "STELLA_DATA",
+        value_name = "DIR",
+        default_value = "./var/stella"
+    )]
+    data_dir: PathBuf,
+}
+
+/// `stella reset-password`: offline recovery of a console account. Run on the appliance with the
+/// daemon stopped; gives the user a new one-time password (printed once, change forced at the
+/// next login), clears its lockout and ends its sessions. Audited as `user.password_reset`.
+pub(crate) fn reset_password(args: ResetPasswordArgs) -> anyhow::Result<()> {
+    use stella_store::{AuditEvent, Stores, UserRecord};
+
+    let stores = Stores::open(&args.data_dir)?;
+    let password = stella_authority::random_token()?;
+    let hash = stella_authority::hash_secret(&password)?;
+    let catalog = &stores.catalog;
+    let created = match catalog.user(&args.user)? {
+        Some(_) => {
+            catalog.set_password(&args.user, &hash, true)?;
+            catalog.reset_login_failures(&args.user)?;
+            catalog.delete_user_sessions(&args.user)?;
+            false
+        }
+        None if args.user == "admin" => {
+            catalog.insert_user(&UserRecord {
+                name: "admin".to_owned(),
+                password_hash: hash,
+                role: "admin".to_owned(),
+                must_change: true,
+                failures: 0,
+                last_failure: 0,
+                created_at: now(),
+            })?;
+            true
+        }
+        None => bail!(
+            "no console user {:?} in {}",
+            args.user,
+            args.data_dir.display()
+        ),
+    };
+    catalog.audit(&AuditEvent {
+        at: now(),
+        actor: "local-operator".to_owned(),
+        action: "user.password_reset".to_owned(),
+        target: args.user.clone(),
+        detail: serde_json::json!({ "created": created, "source": "stella reset-password" })
+            .to_string(),
+        request_id: None,
+    })?;
+    println!(
+        "stella: console user {:?} one-time password: {password} (must be changed at next login)",
+        args.user
+    );
+    Ok(())
+}

@@ -29,6 +29,8 @@ enum Command {
     Login(login::LoginArgs),
     /// Call the appliance API as the logged-in client, e.g. `stella api GET /api/audit`.
     Api(login::ApiArgs),
+    /// Offline recovery: give a console user a new one-time password (daemon stopped).
+    ResetPassword(login::ResetPasswordArgs),
 }
 
 /// Flags of `stella serve`; each overrides the configuration file and the environment.
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Login(args) => login::run(args),
         Command::Api(args) => login::api(args),
+        Command::ResetPassword(args) => login::reset_password(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

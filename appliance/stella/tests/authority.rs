@@ -217,3 +217,67 @@ fn bootstrap_admin_registers_a_client_and_the_cli_logs_in_with_dpop() {
     let daemon = Daemon::start(data.path(), &[]);
     assert_eq!(daemon.bootstrap_password(), None, "{:?}", daemon.seen);
 }
+
+/// Offline recovery: with the daemon running the data dir is locked; stopped, `stella
+/// reset-password` prints a new one-time password that signs in and must be changed.
+#[test]
+fn reset_password_recovers_the_admin_offline() {
+    let data = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(data.path(), &[]);
+    let busy = stella()
+        .args(["reset-password", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(!busy.status.success());
+    assert!(
+        String::from_utf8_lossy(&busy.stderr).contains("locked by pid"),
+        "{}",
+        String::from_utf8_lossy(&busy.stderr)
+    );
+    let _ = daemon.stop();
+
+    let reset = stella()
+        .args(["reset-password", "--user", "admin", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&reset.stdout);
+    assert!(
+        reset.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
+    let password = out
+        .split("one-time password: ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let unknown = stella()
+        .args(["reset-password", "--user", "nobody", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+
+    let daemon = Daemon::start(data.path(), &[]);
+    assert_eq!(daemon.bootstrap_password(), None);
+    let page = http(daemon.addr, "GET", "/login", &[], "");
+    let cookie = page.cookie("stella_login_csrf").unwrap();
+    let csrf = page.hidden("csrf");
+    let login = http(
+        daemon.addr,
+        "POST",
+        "/login",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &cookie),
+        ],
+        &format!("csrf={csrf}&username=admin&password={password}"),
+    );
+    assert_eq!(login.status, 303, "{}", login.body);
+    assert_eq!(login.header("location"), Some("/account/password"));
+}
