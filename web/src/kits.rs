@@ -2,32 +2,30 @@
 //! `GET /api/kits` (freshness per channel and the import audit trail) and
 //! `GET /api/advisories?q=` (ranked search over the current generation).
 
+use axum::Extension;
 use axum::Json;
-use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Query, Request, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
+use stella_authority::Scope;
 use stella_feeds::{ImportError, ImportOptions, ImportOutcome};
 
-use crate::{AppState, RequestId};
+use crate::auth::RouteTable;
+use crate::{AppState, Caller, RequestId};
 
-pub(crate) fn routes(max_kit_bytes: u64) -> Router<AppState> {
-    // Multipart framing adds a little on top of the kit itself.
-    let body_limit = usize::try_from(max_kit_bytes)
-        .unwrap_or(usize::MAX)
-        .saturating_add(64 * 1024);
-    Router::new()
-        .route(
-            "/api/kits",
-            get(list_kits)
-                .post(upload_kit)
-                .layer(DefaultBodyLimit::max(body_limit)),
+pub(crate) fn routes(table: RouteTable) -> RouteTable {
+    table
+        .scoped(Method::GET, "/api/kits", Scope::ScannerRead, list_kits)
+        .scoped(Method::POST, "/api/kits", Scope::KitImport, upload_kit)
+        .scoped(
+            Method::GET,
+            "/api/advisories",
+            Scope::ScannerRead,
+            search_advisories,
         )
-        .route("/api/advisories", get(search_advisories))
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -95,6 +93,7 @@ async fn kit_bytes(request: Request) -> Result<(Bytes, String), Response> {
 
 async fn upload_kit(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(query): Query<UploadQuery>,
     request: Request,
 ) -> Response {
@@ -103,7 +102,15 @@ async fn upload_kit(
         Ok(found) => found,
         Err(response) => return response,
     };
-    import_response(state, bytes, origin, "api", request_id, query.dry_run).await
+    import_response(
+        state,
+        bytes,
+        origin,
+        &caller.subject,
+        request_id,
+        query.dry_run,
+    )
+    .await
 }
 
 /// Runs an import off the async workers and maps its outcome to a response: 200 with the

@@ -2,12 +2,15 @@
 //! axum (and, with the console, askama); the domain crates never depend on it.
 
 mod admin;
+pub mod auth;
 mod kits;
 mod metrics;
 mod ops;
 mod request_id;
+pub mod tls;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +21,7 @@ use stella_store::Stores;
 use tokio::net::TcpListener;
 
 pub use admin::admin_router;
+pub use auth::{Access, Authority, Caller, RouteEntry, RouteTable};
 pub use metrics::Metrics;
 pub use request_id::RequestId;
 
@@ -30,16 +34,18 @@ pub struct AppState {
 struct Inner {
     stores: Arc<Stores>,
     feeds: Arc<FeedStore>,
+    authority: Arc<Authority>,
     config: Config,
     clock: Arc<dyn Clock>,
     metrics: Metrics,
 }
 
 impl AppState {
-    /// State over opened stores.
+    /// State over opened stores, the feed store and the Authority.
     pub fn new(
         stores: Arc<Stores>,
         feeds: Arc<FeedStore>,
+        authority: Arc<Authority>,
         config: Config,
         clock: Arc<dyn Clock>,
     ) -> Self {
@@ -47,16 +53,12 @@ impl AppState {
             inner: Arc::new(Inner {
                 stores,
                 feeds,
+                authority,
                 config,
                 clock,
                 metrics: Metrics::new(),
             }),
         }
-    }
-
-    /// The stores.
-    pub fn stores(&self) -> &Arc<Stores> {
-        &self.inner.stores
     }
 
     /// The feed store.
@@ -74,18 +76,49 @@ impl AppState {
         &self.inner.clock
     }
 
+    /// The Authority (tokens, DPoP, sessions).
+    pub fn authority(&self) -> &Authority {
+        &self.inner.authority
+    }
+
+    /// The stores.
+    pub fn stores(&self) -> &Arc<Stores> {
+        &self.inner.stores
+    }
+
     /// The metrics registry.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
     }
 }
 
-/// The whole HTTP surface: ops endpoints and the API, wrapped in request-id and metrics
-/// middleware.
+/// Every route of the appliance with its access rule (see `docs/security.md`). Add new routes
+/// here, through [`RouteTable::scoped`] (API, token with a scope), [`RouteTable::signer`]
+/// (DPoP-bound token with server nonce), [`RouteTable::console`] (session) or
+/// [`RouteTable::public`] (with a reason); a route added to the router any other way is denied.
+pub fn route_table() -> RouteTable {
+    let table = RouteTable::new();
+    let table = ops::routes(table);
+    let table = kits::routes(table);
+    let table = auth::oauth_routes(table);
+    let table = auth::admin_routes(table);
+    auth::console_routes(table)
+}
+
+/// The whole HTTP surface: the route table with its access rules enforced, wrapped in HSTS,
+/// request-id and metrics middleware.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .merge(ops::routes())
-        .merge(kits::routes(state.config().kits.max_kit_bytes))
+    // Kit uploads are the largest bodies; the access rule runs before any body is read.
+    let body_limit = usize::try_from(state.config().kits.max_kit_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(64 * 1024);
+    route_table()
+        .into_router(state.clone())
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::hsts,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -103,6 +136,26 @@ pub enum ServeOutcome {
     GraceExpired,
 }
 
+/// The peer address of a connection, plain or TLS; read it as `ConnectInfo<ClientAddr>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls::TlsListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tls::TlsListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests finish
 /// for at most `grace`.
 pub async fn serve(
@@ -112,11 +165,37 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<ServeOutcome> {
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+    let service = router.into_make_service_with_connect_info::<ClientAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = signalled_tx.send(());
     });
-    let server = server.into_future();
+    finish(server.into_future(), signalled_rx, grace).await
+}
+
+/// Like [`serve`], over TLS: `listener` is wrapped in a [`tls::TlsListener`].
+pub async fn serve_tls(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<ServeOutcome> {
+    let listener = tls::TlsListener::new(listener, config)?;
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let service = router.into_make_service_with_connect_info::<ClientAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = signalled_tx.send(());
+    });
+    finish(server.into_future(), signalled_rx, grace).await
+}
+
+async fn finish(
+    server: impl Future<Output = std::io::Result<()>>,
+    signalled_rx: tokio::sync::oneshot::Receiver<()>,
+    grace: Duration,
+) -> std::io::Result<ServeOutcome> {
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => return result.map(|()| ServeOutcome::Drained),

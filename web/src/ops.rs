@@ -2,20 +2,19 @@
 //! writable), `/metrics` (Prometheus text).
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
 use serde_json::json;
 
 use crate::AppState;
+use crate::auth::RouteTable;
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+pub(crate) fn routes(table: RouteTable) -> RouteTable {
+    table
+        .public(Method::GET, "/healthz", "liveness probe", healthz)
+        .public(Method::GET, "/readyz", "readiness probe", readyz)
+        .public(Method::GET, "/metrics", "Prometheus scrape", metrics)
 }
 
 async fn healthz() -> &'static str {

@@ -19,6 +19,10 @@ pub struct Config {
     pub log: LogConfig,
     /// `[kits]`: which offline kits are trusted and how they arrive.
     pub kits: KitsConfig,
+    /// `[tls]`: HTTPS for the API and console.
+    pub tls: TlsConfig,
+    /// `[auth]`: the local Authority (tokens, console accounts).
+    pub auth: AuthConfig,
 }
 
 /// `[kits]` section.
@@ -52,6 +56,74 @@ impl Default for KitsConfig {
             watch_dir: PathBuf::new(),
             watch_interval_secs: 10,
             quarantine_dir: PathBuf::new(),
+        }
+    }
+}
+
+/// When the daemon serves HTTPS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// HTTPS when listening off loopback (mandatory there), plain HTTP on loopback.
+    Auto,
+    /// HTTPS always, loopback included.
+    On,
+}
+
+/// `[tls]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// `auto` or `on`. Plain HTTP is never served off loopback.
+    pub mode: TlsMode,
+    /// PEM certificate chain provided by the operator; with `key_file`. When both are unset, a
+    /// self-signed certificate is made at first start in `DATA_DIR/tls/`.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key matching `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// Extra DNS names or IP addresses for the self-signed certificate.
+    pub self_signed_names: Vec<String>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            mode: TlsMode::Auto,
+            cert_file: None,
+            key_file: None,
+            self_signed_names: Vec::new(),
+        }
+    }
+}
+
+/// `[auth]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Access-token lifetime in seconds; clamped to 120..=300.
+    pub token_lifetime_secs: u64,
+    /// Issuer URL (`iss`) of tokens; empty means the listening URL.
+    pub issuer: String,
+    /// Console session lifetime in seconds.
+    pub session_lifetime_secs: u64,
+    /// Whether clients may get bearer tokens (no DPoP proof) for routes that do not require
+    /// DPoP. Off: every token is sender-constrained.
+    pub allow_bearer_tokens: bool,
+    /// Consecutive failed console logins that lock an account.
+    pub lockout_after: u32,
+    /// How long a locked account stays locked, seconds.
+    pub lockout_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            token_lifetime_secs: 300,
+            issuer: String::new(),
+            session_lifetime_secs: 8 * 3600,
+            allow_bearer_tokens: false,
+            lockout_after: 5,
+            lockout_secs: 900,
         }
     }
 }

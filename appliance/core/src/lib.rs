@@ -8,7 +8,7 @@ pub mod config;
 pub mod digest;
 
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use config::{Config, ConfigError, LogFormat};
+pub use config::{AuthConfig, Config, ConfigError, LogFormat, TlsConfig, TlsMode};
 pub use digest::{Digest, DigestError};
 
 /// The version of the appliance, as built.

@@ -2,6 +2,7 @@
 //! arguments and wires the crates together.
 
 mod import;
+mod login;
 mod serve;
 
 use std::path::PathBuf;
@@ -27,6 +28,12 @@ enum Command {
     Serve(ServeArgs),
     /// Verify an offline kit and load it (through the daemon when it holds the data dir).
     Import(import::ImportArgs),
+    /// Obtain a DPoP-bound access token with client credentials and remember the profile.
+    Login(login::LoginArgs),
+    /// Call the appliance API as the logged-in client, e.g. `stella api GET /api/audit`.
+    Api(login::ApiArgs),
+    /// Offline recovery: give a console user a new one-time password (daemon stopped).
+    ResetPassword(login::ResetPasswordArgs),
 }
 
 /// Flags of `stella serve`; each overrides the configuration file and the environment.
@@ -51,6 +58,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
         Command::Import(args) => import::run(args),
+        Command::Login(args) => login::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Api(args) => login::api(args).map(|()| ExitCode::SUCCESS),
+        Command::ResetPassword(args) => login::reset_password(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

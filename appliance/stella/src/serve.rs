@@ -2,12 +2,13 @@
 //! API on TCP and the admin socket on `DATA_DIR/admin.sock`, watch the kit folder, and on
 //! SIGTERM/SIGINT drain and close the stores cleanly.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use stella_core::{Clock, Config, SystemClock};
+use stella_core::{Clock, Config, SystemClock, TlsMode};
 use stella_feeds::{FeedStore, ImportOptions, ImportOutcome};
 use stella_store::{AuditEvent, Stores};
 use tokio::signal::unix::{SignalKind, signal};
@@ -62,15 +63,38 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let state = stella_web::AppState::new(stores.clone(), feeds, config.clone(), clock.clone());
+    // Plain HTTP only on loopback (docs/security.md): anywhere else TLS is mandatory.
+    let https = config.tls.mode == TlsMode::On || !config.server.listen.ip().is_loopback();
+    let tls = if https {
+        let setup = stella_web::tls::load_or_create(
+            &config.storage.data_dir,
+            config.tls.cert_file.as_deref(),
+            config.tls.key_file.as_deref(),
+            &config.tls.self_signed_names,
+        )?;
+        Some(setup)
+    } else {
+        None
+    };
+
     let outcome = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
         let local = listener.local_addr()?;
+        let scheme = if https { "https" } else { "http" };
+        let (authority, bootstrap_password) = open_authority(&config, &stores, scheme, local)?;
+        let state = stella_web::AppState::new(
+            stores.clone(),
+            feeds,
+            authority,
+            config.clone(),
+            clock.clone(),
+        );
         let (stop_tx, stop_rx) = watch::channel(false);
+        let signalled = shutdown_signal();
         tokio::spawn(async move {
-            shutdown_signal().await;
+            signalled.await;
             let _ = stop_tx.send(true);
         });
 
@@ -95,16 +119,36 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(
             data_dir = %data_dir.display(),
             listen = %local,
-            "stella {} serving",
+            "stella {} serving {scheme}",
             stella_core::VERSION
         );
         // A fixed line on stdout that scripts (and the tests) read to find an ephemeral port.
-        println!("stella: listening on http://{local}");
+        // The lines after it are for the operator; whoever reads stdout may have stopped
+        // reading, so their write errors are ignored rather than fatal.
+        println!("stella: listening on {scheme}://{local}");
+        let mut stdout = std::io::stdout();
+        if let Some(tls) = &tls {
+            let kind = if tls.self_signed { "self-signed" } else { "operator" };
+            let _ = writeln!(stdout, "stella: TLS certificate ({kind}) SHA-256 fingerprint {}", tls.fingerprint);
+            tracing::info!(fingerprint = %tls.fingerprint, kind, created = tls.created, "TLS certificate");
+        }
+        if let Some(password) = bootstrap_password {
+            // Printed once, on first start only; only its hash is stored.
+            let _ = writeln!(
+                stdout,
+                "stella: bootstrap console user \"admin\" one-time password: {password} (must be changed at first login)"
+            );
+            tracing::warn!("created console user admin with a one-time password (printed on stdout)");
+        }
         let app = stella_web::router(state);
         let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-        let outcome = stella_web::serve(listener, app, stopped(stop_rx), grace)
-            .await
-            .context("server failed");
+        let outcome = match tls {
+            Some(tls) => {
+                stella_web::serve_tls(listener, tls.config, app, stopped(stop_rx), grace).await
+            }
+            None => stella_web::serve(listener, app, stopped(stop_rx), grace).await,
+        }
+        .context("server failed");
         let _ = std::fs::remove_file(&socket);
         outcome
     })?;
@@ -138,10 +182,53 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-/// Resolves on the first SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// The Authority over the data directory's token-signing key; on first start, also the bootstrap
+/// `admin` account, whose one-time password is returned to be printed once.
+fn open_authority(
+    config: &Config,
+    stores: &Stores,
+    scheme: &str,
+    local: std::net::SocketAddr,
+) -> anyhow::Result<(Arc<stella_web::Authority>, Option<String>)> {
+    let issuer = if config.auth.issuer.is_empty() {
+        format!("{scheme}://{local}")
+    } else {
+        config.auth.issuer.trim_end_matches('/').to_owned()
+    };
+    let settings = stella_web::auth::AuthSettings {
+        issuer,
+        https: scheme == "https",
+        token_lifetime: stella_authority::TokenLifetime::clamped(config.auth.token_lifetime_secs),
+        session_lifetime_secs: config.auth.session_lifetime_secs,
+        allow_bearer_tokens: config.auth.allow_bearer_tokens,
+        throttle: stella_authority::LoginThrottle {
+            lockout_after: config.auth.lockout_after,
+            lockout_secs: config.auth.lockout_secs,
+            ..stella_authority::LoginThrottle::default()
+        },
+    };
+    let (authority, created) =
+        stella_web::Authority::open(&config.storage.data_dir, settings, Arc::new(SystemClock))?;
+    if created {
+        tracing::info!("created the token-signing key (software key until an HSM is configured)");
+    }
+    let password = authority.bootstrap_admin(&stores.catalog)?;
+    Ok((Arc::new(authority), password))
+}
+
+/// Resolves on the first SIGTERM or SIGINT. The handlers are installed when this is called
+/// (not when first polled), so a signal that arrives right after the listening line is printed
+/// still drains instead of killing the process.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
+    async move { wait_for_signal(term, int).await }
+}
+
+async fn wait_for_signal(
+    term: std::io::Result<tokio::signal::unix::Signal>,
+    int: std::io::Result<tokio::signal::unix::Signal>,
+) {
     match (term, int) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {

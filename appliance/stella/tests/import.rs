@@ -2,6 +2,7 @@
 //! the HTTP upload, the watch folder, search and freshness in `/readyz`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod authority_common;
 mod common;
 
 use std::path::Path;
@@ -9,6 +10,29 @@ use std::time::{Duration, Instant};
 
 use common::kits::{self, KitKey};
 use common::{Daemon, stella};
+
+/// Bearer tokens, so that these tests need no DPoP client (the Authority's own tests cover that).
+const BEARER: &str = "[auth]\nallow_bearer_tokens = true\n";
+
+/// Logs in as the bootstrap admin, registers a client with `scopes` and returns a bearer token
+/// (the configuration allows bearer tokens; DPoP is covered by the Authority's own tests).
+fn bearer_token(daemon: &authority_common::Daemon, scopes: &str) -> String {
+    let session = authority_common::first_admin_login(daemon, "a-long-new-password-1");
+    let secret = authority_common::register_client(daemon, &session, "importer", scopes);
+    let body = format!(
+        "grant_type=client_credentials&client_id=importer&client_secret={secret}&scope={}",
+        scopes.replace(' ', "+")
+    );
+    let token = authority_common::http(
+        daemon.addr,
+        "POST",
+        "/oauth/token",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &body,
+    );
+    assert_eq!(token.status, 200, "{}", token.body);
+    token.json()["access_token"].as_str().unwrap().to_owned()
+}
 
 fn import(config: &Path, data: &Path, kit: &Path, extra: &[&str]) -> (i32, String, String) {
     let out = stella()
@@ -102,7 +126,7 @@ fn cli_import_without_daemon_exit_codes() {
     let swapped_path = dir.path().join("swapped.tar.zst");
     std::fs::write(&swapped_path, &swapped).unwrap();
     let (code, out, err) = import(&config, &data, &swapped_path, &[]);
-    assert!([5, 8].contains(&code), "{code}: {out}{err}");
+    assert!([4, 5, 8].contains(&code), "{code}: {out}{err}");
     assert!(out.contains("REJECTED"), "{out}");
     // Rejected kits wait in quarantine with a report.
     let quarantined = std::fs::read_dir(data.join("quarantine")).unwrap().count();
@@ -118,12 +142,28 @@ fn import_through_daemon_upload_search_and_readyz() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let key = KitKey::new(dir.path(), "vendor");
-    let config = kits::config(dir.path(), &[&key], "");
-    let daemon = Daemon::start(&data, &["--config", config.to_str().unwrap()]);
-    let ready = daemon.get("/readyz").json();
+    let config = kits::config(dir.path(), &[&key], BEARER);
+    let daemon = authority_common::Daemon::start(&data, &["--config", config.to_str().unwrap()]);
+    let token = bearer_token(&daemon, "kit.import scanner.read");
+    let auth = format!("Bearer {token}");
+    let get = |path: &str| {
+        authority_common::http(
+            daemon.addr,
+            "GET",
+            path,
+            &[("Authorization", auth.as_str())],
+            "",
+        )
+    };
+    let ready = get("/readyz").json();
     assert_eq!(
         ready["stores"]["feeds"]["generation"],
         serde_json::Value::Null
+    );
+    // Without a token the API refuses.
+    assert_eq!(
+        authority_common::http(daemon.addr, "GET", "/api/kits", &[], "").status,
+        401
     );
 
     let first = kits::build(&key, &kits::sample_contents(), 1, 0, 30, None);
@@ -133,12 +173,12 @@ fn import_through_daemon_upload_search_and_readyz() {
     assert!(err.contains("importing through it"), "{err}");
     assert!(out.contains("LOADED"), "{out}");
 
-    let ready = daemon.get("/readyz").json();
+    let ready = get("/readyz").json();
     assert_eq!(ready["stores"]["feeds"]["generation"], 1);
     assert_eq!(ready["stores"]["feeds"]["channels"][0]["channel"], "stable");
     assert_eq!(ready["stores"]["feeds"]["stale"], false);
 
-    let hits = daemon.get("/api/advisories?q=proxy%20credentials").json();
+    let hits = get("/api/advisories?q=proxy%20credentials").json();
     assert_eq!(hits["hits"][0]["id"], "CVE-2024-1002", "{hits}");
 
     // Upload over HTTP (multipart, as the console sends it): a delta-free newer full kit.
@@ -149,18 +189,18 @@ fn import_through_daemon_upload_search_and_readyz() {
         "Session fixation in flask",
     ));
     let built = kits::build(&key, &second, 2, 0, 30, None);
-    let response = upload(&daemon, &built.archive);
+    let response = upload(daemon.addr, &auth, &built.archive);
     assert_eq!(response.status, 201, "{}", response.body);
     assert_eq!(response.json()["generation"], 2);
     // The same bytes again: a no-op that says so.
-    let again = upload(&daemon, &built.archive);
+    let again = upload(daemon.addr, &auth, &built.archive);
     assert_eq!(again.status, 200);
     assert_eq!(again.json()["outcome"], "already-imported");
     // Garbage: rejected with a reason, nothing changes.
-    let bad = upload(&daemon, b"definitely not a kit");
+    let bad = upload(daemon.addr, &auth, b"definitely not a kit");
     assert_eq!(bad.status, 422, "{}", bad.body);
     assert_eq!(bad.json()["outcome"], "rejected");
-    let trail = daemon.get("/api/kits").json();
+    let trail = get("/api/kits").json();
     let verdicts: Vec<&str> = trail["imports"]
         .as_array()
         .unwrap()
@@ -172,13 +212,10 @@ fn import_through_daemon_upload_search_and_readyz() {
         ["rejected:compression", "already-imported", "loaded"],
         "{trail}"
     );
-    assert_eq!(
-        daemon.get("/readyz").json()["stores"]["feeds"]["generation"],
-        2
-    );
+    assert_eq!(get("/readyz").json()["stores"]["feeds"]["generation"], 2);
 }
 
-fn upload(daemon: &Daemon, bytes: &[u8]) -> common::Response {
+fn upload(addr: std::net::SocketAddr, auth: &str, bytes: &[u8]) -> common::Response {
     let boundary = "stellaboundary7MA4YWxk";
     let mut body = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"kit\"; filename=\"kit.tar.zst\"\r\nContent-Type: application/zstd\r\n\r\n"
@@ -187,13 +224,16 @@ fn upload(daemon: &Daemon, bytes: &[u8]) -> common::Response {
     body.extend_from_slice(bytes);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     common::request_with_body(
-        daemon.addr,
+        addr,
         "POST",
         "/api/kits",
-        &[(
-            "Content-Type",
-            &format!("multipart/form-data; boundary={boundary}"),
-        )],
+        &[
+            (
+                "Content-Type",
+                &format!("multipart/form-data; boundary={boundary}"),
+            ),
+            ("Authorization", auth),
+        ],
         &body,
     )
 }
@@ -209,11 +249,12 @@ fn watch_folder_imports_new_kits() {
         dir.path(),
         &[&key],
         &format!(
-            "watch_dir = {:?}\nwatch_interval_secs = 1\n",
+            "watch_dir = {:?}\nwatch_interval_secs = 1\n{BEARER}",
             media.display().to_string()
         ),
     );
-    let daemon = Daemon::start(&data, &["--config", config.to_str().unwrap()]);
+    let daemon = authority_common::Daemon::start(&data, &["--config", config.to_str().unwrap()]);
+    let auth = format!("Bearer {}", bearer_token(&daemon, "scanner.read"));
     kits::save(
         &media,
         "kit-1.tar.zst",
@@ -221,7 +262,14 @@ fn watch_folder_imports_new_kits() {
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let trail = daemon.get("/api/kits").json();
+        let trail = authority_common::http(
+            daemon.addr,
+            "GET",
+            "/api/kits",
+            &[("Authorization", auth.as_str())],
+            "",
+        )
+        .json();
         if trail["imports"].as_array().is_some_and(|a| !a.is_empty()) {
             assert_eq!(trail["imports"][0]["verdict"], "loaded", "{trail}");
             assert_eq!(trail["imports"][0]["actor"], "watch-folder");

@@ -101,6 +101,33 @@ const MIGRATIONS: &[&str] = &[
          imported_at     INTEGER NOT NULL,
          generation      INTEGER NOT NULL
      );",
+    // Version 3: the Authority's OAuth clients, console users and console sessions.
+    "CREATE TABLE oauth_clients (
+         client_id   TEXT PRIMARY KEY,
+         secret_hash TEXT,
+         jwks        TEXT,
+         scopes      TEXT NOT NULL,
+         created_at  INTEGER NOT NULL,
+         created_by  TEXT NOT NULL,
+         disabled    INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE TABLE users (
+         name          TEXT PRIMARY KEY,
+         password_hash TEXT NOT NULL,
+         role          TEXT NOT NULL,
+         must_change   INTEGER NOT NULL,
+         failures      INTEGER NOT NULL DEFAULT 0,
+         last_failure  INTEGER NOT NULL DEFAULT 0,
+         created_at    INTEGER NOT NULL
+     );
+     CREATE TABLE sessions (
+         id_hash    TEXT PRIMARY KEY,
+         user_name  TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+         csrf       TEXT NOT NULL,
+         created_at INTEGER NOT NULL,
+         expires_at INTEGER NOT NULL
+     );
+     CREATE INDEX sessions_user ON sessions(user_name);",
 ];
 
 /// The schema version this build writes.
@@ -171,7 +198,7 @@ impl Catalog {
         })
     }
 
-    fn err(&self, source: rusqlite::Error) -> StoreError {
+    pub(crate) fn err(&self, source: rusqlite::Error) -> StoreError {
         StoreError::Catalog {
             path: self.path.clone(),
             source,

@@ -3,12 +3,14 @@
 //! search lives in tantivy inside each feed generation: see `stella-feeds`.) They are
 //! deliberately not hidden behind one trait.
 
+mod accounts;
 mod blobs;
 mod catalog;
 mod lock;
 
 use std::path::{Path, PathBuf};
 
+pub use accounts::{ClientRecord, SessionRecord, UserRecord};
 pub use blobs::BlobStore;
 pub use catalog::{AuditEvent, Catalog, SCHEMA_VERSION};
 pub use lock::DataDirLock;
