@@ -1,0 +1,384 @@
+//! Reading one layer: decompression (gzip, zstd or none, sniffed), digest and
+//! diff_id verification while streaming, tar entry normalisation (rejecting
+//! absolute paths and `..`), whiteout decoding, and running the analyzers on
+//! the files they want.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Limits;
+use crate::analyzer::{Analyzer, FileInfo, PathResult};
+use crate::digest::{Digest, VerifyKind, VerifyingReader};
+use crate::error::ScanError;
+use crate::fragment::LayerFragment;
+use crate::image::LayerRef;
+
+/// What one tar entry does to the filesystem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum EntryKind {
+    /// A regular file.
+    File {
+        /// Size in bytes.
+        size: u64,
+        /// Permission bits.
+        mode: u32,
+    },
+    /// A directory.
+    Dir {
+        /// Permission bits.
+        mode: u32,
+    },
+    /// A symbolic link; the target is kept verbatim and resolved inside the image root.
+    Symlink {
+        /// The link text.
+        target: String,
+    },
+    /// A hard link to another path of the image (normalised, root-relative).
+    Hardlink {
+        /// The linked path.
+        target: String,
+    },
+    /// `.wh.NAME`: deletes NAME from the layers below.
+    Whiteout,
+    /// `.wh..wh..opq` in a directory: hides that directory's contents from the layers below.
+    Opaque,
+    /// Device, fifo or other special file.
+    Special,
+}
+
+/// A normalised entry of a layer: `path` is root-relative without a leading
+/// slash (`usr/bin/env`); for whiteouts it is the path being deleted, for an
+/// opaque marker the directory made opaque.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerEntry {
+    /// Root-relative path.
+    pub path: String,
+    /// What the entry is.
+    #[serde(flatten)]
+    pub kind: EntryKind,
+}
+
+/// Normalises a tar entry path: strips `./` and trailing `/`, rejects absolute
+/// paths and `..` components. `Ok(None)` is the root directory itself.
+pub fn normalise_entry_path(raw: &str) -> Result<Option<String>, &'static str> {
+    if raw.starts_with('/') {
+        return Err("absolute path");
+    }
+    if raw.contains('\0') {
+        return Err("NUL in path");
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for part in raw.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err("`..` component"),
+            other => parts.push(other),
+        }
+    }
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(parts.join("/")))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compression {
+    Gzip,
+    Zstd,
+    None,
+}
+
+fn sniff<R: BufRead>(reader: &mut R) -> std::io::Result<Compression> {
+    let head = reader.fill_buf()?;
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Compression::Gzip
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Compression::Zstd
+    } else {
+        Compression::None
+    })
+}
+
+/// Reads the layer blob from `raw`, verifying blob digest/size and diff_id,
+/// and returns its fragment. On any failure the blob is drained so that a
+/// digest mismatch is reported in preference to the decoder error it caused.
+pub(crate) fn analyse_layer_blob(
+    raw: Box<dyn Read + '_>,
+    layer: &LayerRef,
+    analyzers: &[Box<dyn Analyzer>],
+    analyzer_key: &str,
+    limits: &Limits,
+    on_bytes: &dyn Fn(u64),
+) -> Result<LayerFragment, ScanError> {
+    let blob_name = layer.blob.digest.to_string();
+    let counting = CountingReader {
+        inner: raw,
+        on_bytes,
+    };
+    let mut blob_verifier = VerifyingReader::new(
+        counting,
+        layer.blob.digest.clone(),
+        layer.blob.size,
+        VerifyKind::Blob,
+    );
+    let inner_result = (|| -> Result<LayerFragment, ScanError> {
+        let mut buffered = BufReader::with_capacity(256 * 1024, &mut blob_verifier);
+        let compression =
+            sniff(&mut buffered).map_err(|e| ScanError::from_io(blob_name.clone(), e))?;
+        let decompressed: Box<dyn Read + '_> = match compression {
+            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+            Compression::Zstd => Box::new(
+                zstd::stream::read::Decoder::with_buffer(buffered)
+                    .map_err(|e| ScanError::from_io(blob_name.clone(), e))?,
+            ),
+            Compression::None => Box::new(buffered),
+        };
+        let mut diff_verifier = VerifyingReader::new(
+            decompressed,
+            layer.diff_id.clone(),
+            None,
+            VerifyKind::DiffId {
+                blob: blob_name.clone(),
+            },
+        );
+        let fragment = read_layer_tar(
+            &mut diff_verifier,
+            &layer.diff_id,
+            analyzers,
+            analyzer_key,
+            limits,
+        )?;
+        diff_verifier.finish()?;
+        Ok(fragment)
+    })();
+    match inner_result {
+        Ok(fragment) => {
+            blob_verifier.finish()?;
+            Ok(fragment)
+        }
+        Err(error) => match blob_verifier.finish() {
+            Err(mismatch @ (ScanError::DigestMismatch { .. } | ScanError::SizeMismatch { .. })) => {
+                Err(mismatch)
+            }
+            _ => Err(error),
+        },
+    }
+}
+
+struct CountingReader<'a, R> {
+    inner: R,
+    on_bytes: &'a dyn Fn(u64),
+}
+
+impl<R: Read> Read for CountingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        (self.on_bytes)(n as u64);
+        Ok(n)
+    }
+}
+
+/// Reads an (uncompressed) layer tar and builds its fragment: the normalised
+/// entry list (duplicates: last wins) and the analyzers' results per path.
+pub fn read_layer_tar<R: Read>(
+    tar_stream: R,
+    diff_id: &Digest,
+    analyzers: &[Box<dyn Analyzer>],
+    analyzer_key: &str,
+    limits: &Limits,
+) -> Result<LayerFragment, ScanError> {
+    let layer_name = diff_id.to_string();
+    let read_error = |e: std::io::Error| -> ScanError {
+        match ScanError::from_io(layer_name.clone(), e) {
+            ScanError::Io { source, .. } => ScanError::LayerRead {
+                layer: layer_name.clone(),
+                reason: source.to_string(),
+            },
+            other => other,
+        }
+    };
+    let mut archive = tar::Archive::new(tar_stream);
+    let mut entries: BTreeMap<String, EntryKind> = BTreeMap::new();
+    // Whiteouts are kept apart: they act on lower layers only, so a file of the
+    // same name added by this very layer must survive them.
+    let mut deletions: BTreeMap<String, EntryKind> = BTreeMap::new();
+    let mut results: BTreeMap<String, PathResult> = BTreeMap::new();
+    let mut count = 0usize;
+    for entry in archive.entries().map_err(read_error)? {
+        let mut entry = entry.map_err(read_error)?;
+        count += 1;
+        if count > limits.max_layer_entries {
+            return Err(ScanError::LimitExceeded {
+                what: format!("layer {diff_id}"),
+                limit: format!("{} entries", limits.max_layer_entries),
+            });
+        }
+        let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        if raw_path.len() > limits.max_path_bytes {
+            return Err(ScanError::LimitExceeded {
+                what: format!("layer {diff_id}: entry path"),
+                limit: format!("{} bytes", limits.max_path_bytes),
+            });
+        }
+        let unsafe_entry = |reason: &'static str| ScanError::UnsafeEntry {
+            layer: layer_name.clone(),
+            path: raw_path.clone(),
+            reason,
+        };
+        let Some(path) = normalise_entry_path(&raw_path).map_err(unsafe_entry)? else {
+            continue;
+        };
+        let header = entry.header();
+        let mode = header.mode().unwrap_or(0o644) & 0o7777;
+        let entry_type = header.entry_type();
+        let (parent, base) = match path.rsplit_once('/') {
+            Some((parent, base)) => (Some(parent), base),
+            None => (None, path.as_str()),
+        };
+        if let Some(hidden) = base.strip_prefix(".wh.") {
+            let join = |name: &str| match parent {
+                Some(parent) => format!("{parent}/{name}"),
+                None => name.to_owned(),
+            };
+            if hidden == ".wh..opq" {
+                deletions.insert(parent.unwrap_or("").to_owned(), EntryKind::Opaque);
+            } else if hidden.starts_with(".wh.") || hidden.is_empty() {
+                // Other `.wh..wh.*` names are aufs bookkeeping, not content.
+            } else {
+                deletions.insert(join(hidden), EntryKind::Whiteout);
+            }
+            continue;
+        }
+        let kind = if entry_type.is_dir() {
+            EntryKind::Dir { mode }
+        } else if entry_type.is_symlink() {
+            let target = entry
+                .link_name_bytes()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            EntryKind::Symlink { target }
+        } else if entry_type.is_hard_link() {
+            let target_raw = entry
+                .link_name_bytes()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            match normalise_entry_path(&target_raw) {
+                Ok(Some(target)) => EntryKind::Hardlink { target },
+                Ok(None) => return Err(unsafe_entry("hard link to the root directory")),
+                Err(reason) => {
+                    return Err(ScanError::UnsafeEntry {
+                        layer: layer_name.clone(),
+                        path: format!("{raw_path} -> {target_raw}"),
+                        reason,
+                    });
+                }
+            }
+        } else if entry_type.is_file() || entry_type == tar::EntryType::Continuous {
+            EntryKind::File {
+                size: entry.size(),
+                mode,
+            }
+        } else if entry_type.is_pax_global_extensions()
+            || entry_type.is_pax_local_extensions()
+            || entry_type.is_gnu_longname()
+            || entry_type.is_gnu_longlink()
+        {
+            continue;
+        } else {
+            EntryKind::Special
+        };
+        // A later duplicate replaces the earlier one and its results.
+        results.remove(&path);
+        if let EntryKind::File { size, mode } = kind {
+            let info = FileInfo {
+                path: &path,
+                mode,
+                size,
+            };
+            let wanting: Vec<&dyn Analyzer> = analyzers
+                .iter()
+                .map(|a| a.as_ref())
+                .filter(|a| a.wants(&info))
+                .collect();
+            if !wanting.is_empty() {
+                let result =
+                    analyse_file(&mut entry, &info, &wanting, limits).map_err(read_error)?;
+                if !result.is_empty() {
+                    results.insert(path.clone(), result);
+                }
+            }
+        } else if let EntryKind::Hardlink { target } = &kind {
+            // A link to a file of this layer shares its content, hence its results.
+            if let Some(target_result) = results.get(target).cloned() {
+                results.insert(path.clone(), target_result.relocated(target, &path));
+            }
+        }
+        entries.insert(path, kind);
+    }
+    let mut entry_list: Vec<LayerEntry> = deletions
+        .into_iter()
+        .map(|(path, kind)| LayerEntry { path, kind })
+        .collect();
+    entry_list.extend(
+        entries
+            .into_iter()
+            .map(|(path, kind)| LayerEntry { path, kind }),
+    );
+    Ok(LayerFragment::new(
+        diff_id.clone(),
+        analyzer_key.to_owned(),
+        entry_list,
+        results,
+    ))
+}
+
+fn analyse_file<R: Read>(
+    reader: &mut R,
+    info: &FileInfo<'_>,
+    wanting: &[&dyn Analyzer],
+    limits: &Limits,
+) -> std::io::Result<PathResult> {
+    let mut result = PathResult::default();
+    if info.size > limits.max_file_bytes {
+        for analyzer in wanting {
+            result.unknowns.push(crate::analyzer::UnknownReason {
+                analyzer: analyzer.id().to_owned(),
+                reason: format!(
+                    "file is {} bytes, larger than the {}-byte analysis limit",
+                    info.size, limits.max_file_bytes
+                ),
+            });
+        }
+        return Ok(result);
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(info.size).unwrap_or(0));
+    reader.take(limits.max_file_bytes).read_to_end(&mut bytes)?;
+    for analyzer in wanting {
+        let output = analyzer.analyze(info.path, &bytes);
+        result.merge(analyzer.id(), output);
+    }
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_paths_are_normalised_or_rejected() {
+        assert_eq!(
+            normalise_entry_path("./usr/bin/").unwrap().as_deref(),
+            Some("usr/bin")
+        );
+        assert_eq!(normalise_entry_path("./").unwrap(), None);
+        assert_eq!(normalise_entry_path("/etc/passwd"), Err("absolute path"));
+        assert_eq!(normalise_entry_path("a/../../etc"), Err("`..` component"));
+        assert_eq!(
+            normalise_entry_path("a/./b//c").unwrap().as_deref(),
+            Some("a/b/c")
+        );
+    }
+}
