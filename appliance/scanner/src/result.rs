@@ -1,5 +1,6 @@
 //! The scan result and its composition from per-layer fragments over the merged view.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
@@ -175,18 +176,18 @@ fn result_for<'a>(
     view: &MergedView,
     fragments: &'a [LayerFragment],
     path: &str,
-) -> Option<(&'a PathResult, usize)> {
+) -> Option<(Cow<'a, PathResult>, usize)> {
     let entry = view.get(path)?;
     let own = fragments.get(entry.layer)?.results.get(path);
     match (&entry.kind, own) {
-        (_, Some(result)) => Some((result, entry.layer)),
+        (_, Some(result)) => Some((Cow::Borrowed(result), entry.layer)),
         (EntryKind::Hardlink { target }, None) => {
             let target_entry = view.get(target)?;
             fragments
                 .get(target_entry.layer)?
                 .results
                 .get(target)
-                .map(|r| (r, target_entry.layer))
+                .map(|r| (Cow::Owned(r.relocated(target, path)), target_entry.layer))
         }
         _ => None,
     }

@@ -47,15 +47,16 @@ fn read_uvarint(data: &[u8]) -> Option<(u64, usize)> {
     None
 }
 
-fn read_string(data: &[u8], at: usize) -> Result<(String, usize), String> {
+fn read_bytes(data: &[u8], at: usize) -> Result<(&[u8], usize), String> {
     let rest = data.get(at..).ok_or("build info truncated")?;
     let (len, used) = read_uvarint(rest).ok_or("bad varint in build info")?;
     let len = usize::try_from(len).map_err(|_| "string length overflows")?;
     let start = at + used;
+    let end = start.checked_add(len).ok_or("string length overflows")?;
     let bytes = data
-        .get(start..start.checked_add(len).ok_or("string length overflows")?)
+        .get(start..end)
         .ok_or("build info string runs past the section")?;
-    Ok((String::from_utf8_lossy(bytes).into_owned(), start + len))
+    Ok((bytes, end))
 }
 
 /// Decodes build info from a blob that starts with (or contains, 16-byte aligned) the magic.
@@ -73,18 +74,16 @@ pub fn parse_buildinfo_blob(data: &[u8]) -> Result<Option<GoBuildInfo>, String> 
     if flags & 0x2 == 0 {
         return Err("Go build info in the pre-1.18 pointer format is not supported".into());
     }
-    let (go_version, next) = read_string(data, offset + 32)?;
-    let (modinfo, _) = read_string(data, next)?;
-    // modinfo is framed by 16-byte sentinels.
-    let modinfo =
-        if modinfo.len() >= 33 && modinfo.as_bytes().get(modinfo.len() - 17) == Some(&b'\n') {
-            modinfo
-                .get(16..modinfo.len() - 16)
-                .unwrap_or_default()
-                .to_owned()
-        } else {
-            modinfo
-        };
+    let (go_version, next) = read_bytes(data, offset + 32)?;
+    let go_version = String::from_utf8_lossy(go_version).into_owned();
+    let (modinfo, _) = read_bytes(data, next)?;
+    // modinfo is framed by 16-byte binary sentinels; strip them before decoding text.
+    let modinfo = if modinfo.len() >= 33 && modinfo.get(modinfo.len() - 17) == Some(&b'\n') {
+        modinfo.get(16..modinfo.len() - 16).unwrap_or_default()
+    } else {
+        modinfo
+    };
+    let modinfo = String::from_utf8_lossy(modinfo);
     let mut info = GoBuildInfo {
         go_version,
         path: None,
@@ -206,9 +205,27 @@ impl Analyzer for GoAnalyzer {
             .next()
             .unwrap_or_default()
             .to_owned();
-        if let Some(main) = &info.main {
+        // GOPATH-mode builds (as Debian's dh-golang makes them) record only the
+        // main package path, no `mod` line: the component then has no version.
+        let main = info.main.clone().or_else(|| {
+            info.path.as_ref().map(|path| GoModule {
+                path: path.clone(),
+                version: String::new(),
+            })
+        });
+        if let Some(main) = &main {
+            let version = if main.version == "(devel)" {
+                ""
+            } else {
+                main.version.as_str()
+            };
             let mut component =
-                FoundComponent::new("golang", &main.path, &main.version, Some(module_purl(main)));
+                FoundComponent::new("golang", &main.path, version, Some(module_purl(main)));
+            if info.main.is_none() {
+                component
+                    .properties
+                    .insert("stella:go.mainFrom".into(), "path".into());
+            }
             component.kind = ComponentKind::Application;
             for (key, value) in &info.settings {
                 if matches!(

@@ -258,10 +258,19 @@ impl PathResult {
         }
     }
 
-    /// The same result seen through a hard link: evidence naming `from` is renamed to `to`.
-    pub fn relocated(&self, _from: &str, _to: &str) -> PathResult {
-        // Evidence inside components is relative to the file, so nothing changes.
-        self.clone()
+    /// The same result seen through a hard link: evidence inside the file at
+    /// `from` (`from!/member`) is renamed to sit inside `to`.
+    pub fn relocated(&self, from: &str, to: &str) -> PathResult {
+        let mut result = self.clone();
+        let prefix = format!("{from}!/");
+        for component in &mut result.components {
+            for evidence in &mut component.evidence {
+                if let Some(rest) = evidence.strip_prefix(&prefix) {
+                    *evidence = format!("{to}!/{rest}");
+                }
+            }
+        }
+        result
     }
 }
 

@@ -79,9 +79,8 @@ fn image_component(result: &ScanResult) -> Value {
         property("stella:imageId", result.image.image_id.as_str()),
         property("stella:platform", &result.image.platform),
     ];
-    if let Some(manifest) = &result.image.manifest_digest {
-        properties.push(property("stella:manifestDigest", manifest.as_str()));
-    }
+    // The manifest digest is left out on purpose: it depends on how the image
+    // was delivered (a `docker save` archive has none); the image id does not.
     for layer in &result.layers {
         properties.push(property(
             &format!("stella:layer:{}", layer.index),
