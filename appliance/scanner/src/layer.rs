@@ -335,6 +335,15 @@ pub fn read_layer_tar<R: Read>(
     ))
 }
 
+/// Reads a layer tar held in memory with every analyzer and default limits
+/// (the fuzzing entry point; the diff_id is computed from the bytes).
+pub fn read_layer_tar_bytes(bytes: &[u8]) -> Result<LayerFragment, ScanError> {
+    let diff_id = Digest::of_bytes(bytes);
+    let analyzers = crate::analyzer::registry();
+    let key = crate::analyzer::analyzer_key(&analyzers);
+    read_layer_tar(bytes, &diff_id, &analyzers, &key, &Limits::default())
+}
+
 fn analyse_file<R: Read>(
     reader: &mut R,
     info: &FileInfo<'_>,

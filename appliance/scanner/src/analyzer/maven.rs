@@ -209,6 +209,13 @@ pub fn analyze_archive(location: &str, bytes: &[u8], depth: usize, output: &mut 
     }
 }
 
+/// Reads one Java archive held in memory (the fuzzing entry point).
+pub fn parse_java_archive(bytes: &[u8]) -> AnalyzerOutput {
+    let mut output = AnalyzerOutput::default();
+    analyze_archive("archive.jar", bytes, 0, &mut output);
+    output
+}
+
 impl Analyzer for JavaAnalyzer {
     fn id(&self) -> &'static str {
         "java"
