@@ -9,6 +9,7 @@
 
 mod archive;
 mod layout;
+pub mod registry;
 
 use std::fs::File;
 use std::io::Read;
@@ -16,6 +17,7 @@ use std::path::Path;
 
 pub use archive::TarArchiveSource;
 pub use layout::OciLayoutSource;
+pub use registry::{Credentials, ImageReference, RegistrySource, Transport};
 
 use crate::digest::Digest;
 use crate::error::ScanError;
