@@ -435,3 +435,41 @@ fn limits_turn_big_files_into_unknowns() {
             .any(|u| u.path == "/usr/sbin/gosu" && u.reason.contains("limit"))
     );
 }
+
+#[test]
+fn rpm_sqlite_database_written_by_rpm_is_read() {
+    let result = scan_cold(&data_dir().join("fixture-rpm-oci"));
+    let purls: Vec<&str> = result
+        .components
+        .iter()
+        .filter_map(|c| c.purl.as_deref())
+        .collect();
+    assert!(
+        purls.iter().any(|p| p.starts_with("pkg:rpm/stella-fixture-hello@1.0-1?arch=noarch&upstream=stella-fixture-hello-1.0-1.src.rpm")),
+        "{purls:?}"
+    );
+    let greeter = result
+        .components
+        .iter()
+        .find(|c| c.name == "stella-fixture-greeter")
+        .unwrap();
+    assert_eq!(greeter.version, "7:2.5-3");
+    assert!(greeter.purl.as_deref().unwrap().contains("epoch=7"));
+    assert_eq!(greeter.licenses, vec!["Apache-2.0"]);
+    assert_eq!(
+        result
+            .file_owners
+            .get("usr/share/stella-fixture-hello/hello.txt")
+            .map(String::as_str),
+        Some("stella-fixture-hello")
+    );
+    assert!(result.unknowns.is_empty(), "{:?}", result.unknowns);
+    let cdx = result.to_cyclonedx_json().unwrap();
+    assert_valid(&validator("bom-1.6.schema.json"), &cdx, "rpm CycloneDX");
+    assert_valid(
+        &validator("spdx-2.3.schema.json"),
+        &result.to_spdx_json().unwrap(),
+        "rpm SPDX",
+    );
+    check_golden("fixture-rpm.cdx.json", &cdx);
+}

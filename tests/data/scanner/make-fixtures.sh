@@ -7,8 +7,10 @@
 # Output (committed, < 5 MB together):
 #   fixture-oci/          OCI image layout, multi-platform index (linux/amd64 + linux/arm64)
 #   fixture-docker.tar    `docker save` format archive of the linux/amd64 image (written by skopeo)
+#   fixture-rpm-oci/      single-layer OCI layout with an rpmdb.sqlite made by the real `rpm`
+#                         (--initdb, then two .rpm packages built by `rpmbuild` installed --justdb)
 #
-# Needs: python3, zstd, dpkg-deb, apt-get, pip, npm, skopeo. Network only for
+# Needs: python3, zstd, dpkg-deb, apt-get, pip, npm, skopeo, rpm (rpmbuild). Network only for
 # apt-get download / pip / npm. Deterministic apart from the upstream packages:
 # fixed mtimes, owners and ordering; gzip without timestamps.
 set -euo pipefail
@@ -27,7 +29,7 @@ python3 -m pip install --quiet --no-deps --no-compile --target "$WORK/py" six==1
 # Real npm package manifests.
 mkdir -p "$WORK/npm" && (cd "$WORK/npm" && npm install --silent --no-audit --no-fund --ignore-scripts ms@2.1.3 @isaacs/string-locale-compare@1.1.0 >/dev/null)
 
-rm -rf "$HERE/fixture-oci" "$HERE/fixture-docker.tar"
+rm -rf "$HERE/fixture-oci" "$HERE/fixture-docker.tar" "$HERE/fixture-rpm-oci"
 python3 - "$WORK" "$HERE/fixture-oci" <<'PY'
 import gzip, hashlib, io, json, os, subprocess, sys, tarfile, zipfile
 
@@ -220,3 +222,62 @@ skopeo --override-arch amd64 --override-os linux copy --quiet --dest-compress-fo
   "oci:$HERE/fixture-oci:1" "oci:$WORK/gzip-layout:1"
 skopeo copy --quiet "oci:$WORK/gzip-layout:1" "docker-archive:$HERE/fixture-docker.tar:stella/fixture:1"
 du -sh "$HERE/fixture-oci" "$HERE/fixture-docker.tar"
+
+# An rpm database written by rpm itself: two small packages built with rpmbuild
+# (one with an Epoch), installed into a fresh --initdb database with --justdb.
+mkdir -p "$WORK/rpmbuild/SPECS" "$WORK/rpmdb"
+for spec in "hello 1.0 1 MIT" "greeter 2.5 3 Apache-2.0 7"; do
+  set -- $spec
+  cat > "$WORK/rpmbuild/SPECS/$1.spec" <<SPEC
+Name: stella-fixture-$1
+Version: $2
+Release: $3
+${5:+Epoch: $5}
+Summary: Scanner fixture package $1
+License: $4
+BuildArch: noarch
+%description
+Scanner test fixture.
+%install
+mkdir -p %{buildroot}/usr/share/stella-fixture-$1
+echo $1 > %{buildroot}/usr/share/stella-fixture-$1/$1.txt
+%files
+/usr/share/stella-fixture-$1/$1.txt
+SPEC
+  rpmbuild --quiet -bb --define "_topdir $WORK/rpmbuild" --define "_buildhost fixture" \
+    --define "use_source_date_epoch_as_buildtime 1" "$WORK/rpmbuild/SPECS/$1.spec" >/dev/null 2>&1
+done
+rpm --dbpath "$WORK/rpmdb" --define "_db_backend sqlite" --initdb
+rpm --dbpath "$WORK/rpmdb" --define "_db_backend sqlite" -i --justdb --nodeps --noscripts --ignorearch \
+  "$WORK"/rpmbuild/RPMS/noarch/*.rpm
+sqlite_file="$WORK/rpmdb/rpmdb.sqlite"
+python3 - "$sqlite_file" "$HERE/fixture-rpm-oci" <<'PY'
+import gzip, hashlib, io, json, os, sqlite3, sys, tarfile, shutil
+src, out = sys.argv[1], sys.argv[2]
+# Checkpoint any WAL into the main file so the single file is complete.
+con = sqlite3.connect(src); con.execute("PRAGMA wal_checkpoint(TRUNCATE)"); con.execute("PRAGMA journal_mode=DELETE"); con.close()
+data = open(src, "rb").read()
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    for d in ["usr", "usr/lib", "usr/lib/sysimage", "usr/lib/sysimage/rpm"]:
+        i = tarfile.TarInfo(d + "/"); i.type = tarfile.DIRTYPE; i.mode = 0o755; i.mtime = 1767225600; tar.addfile(i)
+    i = tarfile.TarInfo("usr/lib/sysimage/rpm/rpmdb.sqlite"); i.size = len(data); i.mode = 0o644; i.mtime = 1767225600
+    tar.addfile(i, io.BytesIO(data))
+layer = buf.getvalue()
+blob = gzip.compress(layer, 9, mtime=0)
+sha = lambda b: "sha256:" + hashlib.sha256(b).hexdigest()
+config = json.dumps({"architecture": "amd64", "os": "linux", "created": "2026-01-01T00:00:00Z",
+                     "rootfs": {"type": "layers", "diff_ids": [sha(layer)]}}, sort_keys=True, separators=(",", ":")).encode()
+manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(config), "size": len(config)},
+    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha(blob), "size": len(blob)}]},
+    sort_keys=True, separators=(",", ":")).encode()
+os.makedirs(os.path.join(out, "blobs", "sha256"))
+for b in (blob, config, manifest):
+    open(os.path.join(out, "blobs", "sha256", sha(b)[7:]), "wb").write(b)
+open(os.path.join(out, "oci-layout"), "w").write('{"imageLayoutVersion":"1.0.0"}')
+open(os.path.join(out, "index.json"), "w").write(json.dumps({"schemaVersion": 2, "manifests": [
+    {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha(manifest), "size": len(manifest)}]},
+    sort_keys=True, separators=(",", ":")))
+PY
+du -sh "$HERE/fixture-rpm-oci"

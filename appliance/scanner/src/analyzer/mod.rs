@@ -17,6 +17,7 @@ pub mod maven;
 pub mod npm;
 pub mod osrelease;
 pub mod python;
+pub mod rpm;
 pub mod rustbin;
 
 /// What an analyzer may look at before deciding whether it wants a file.
@@ -292,6 +293,7 @@ pub fn registry() -> Vec<Box<dyn Analyzer>> {
         Box::new(osrelease::OsReleaseAnalyzer),
         Box::new(dpkg::DpkgAnalyzer),
         Box::new(apk::ApkAnalyzer),
+        Box::new(rpm::RpmAnalyzer),
         Box::new(maven::JavaAnalyzer),
         Box::new(npm::NodeAnalyzer),
         Box::new(python::PythonAnalyzer),
