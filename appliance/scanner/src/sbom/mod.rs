@@ -7,6 +7,9 @@
 //! arrays in the result's sorted order.
 
 pub mod cyclonedx;
+#[allow(clippy::all, clippy::pedantic, missing_docs, deprecated)]
+pub mod cyclonedx_pb;
+pub mod cyclonedx_proto;
 pub mod spdx;
 
 use sha2::{Digest as _, Sha256};
@@ -93,6 +96,12 @@ impl ScanResult {
     /// The image SBOM as CycloneDX 1.6 JSON.
     pub fn to_cyclonedx_json(&self) -> Result<Vec<u8>, crate::ScanError> {
         to_json(&cyclonedx::image_bom(self), "CycloneDX JSON")
+    }
+
+    /// The image SBOM as CycloneDX 1.6 Protobuf (`bom-1.6.proto`, message
+    /// `cyclonedx.v1_6.Bom`), carrying the same facts as the JSON.
+    pub fn to_cyclonedx_protobuf(&self) -> Result<Vec<u8>, crate::ScanError> {
+        Ok(cyclonedx_proto::encode(&cyclonedx::image_bom(self)))
     }
 
     /// Layer `index`'s fragment SBOM as CycloneDX 1.6 JSON (what the image
