@@ -17,7 +17,7 @@ use crate::image::LayerRef;
 
 /// What one tar entry does to the filesystem.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub enum EntryKind {
     /// A regular file.
     File {
@@ -57,7 +57,6 @@ pub struct LayerEntry {
     /// Root-relative path.
     pub path: String,
     /// What the entry is.
-    #[serde(flatten)]
     pub kind: EntryKind,
 }
 

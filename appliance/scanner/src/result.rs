@@ -130,8 +130,6 @@ pub struct ScanResult {
     pub unknowns: Vec<Unknown>,
     /// Distribution, from os-release.
     pub distro: Option<Distro>,
-    /// Path -> owning OS package (from dpkg `info/*.list` and apk file lists).
-    pub file_owners: BTreeMap<String, String>,
     /// The merged filesystem view (for EntryTrace and usage analysis).
     pub view: MergedView,
     /// Per-layer fragments, bottom first.
@@ -278,6 +276,38 @@ impl ScanResult {
     }
 }
 
+/// Path -> owning package for the files listed by package databases in the
+/// final view, restricted to `only` when given.
+fn owners(
+    view: &MergedView,
+    fragments: &[LayerFragment],
+    only: Option<&BTreeSet<&str>>,
+) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::new();
+    for (path, _) in view.iter() {
+        if let Some((result, _)) = result_for(view, fragments, path) {
+            for owned in &result.owned_files {
+                for file in &owned.files {
+                    if only.is_some_and(|only| !only.contains(file.as_str())) {
+                        continue;
+                    }
+                    map.entry(file.clone())
+                        .or_insert_with(|| owned.package.clone());
+                }
+            }
+        }
+    }
+    map
+}
+
+impl ScanResult {
+    /// Path -> owning OS package, from dpkg `info/*.list`, apk and rpm file
+    /// lists in the final view (computed on demand: it can hold 10^5 paths).
+    pub fn file_owners(&self) -> BTreeMap<String, String> {
+        owners(&self.view, &self.fragments, None)
+    }
+}
+
 pub(crate) fn compose(
     image: &ResolvedImage,
     options: &ScanOptions,
@@ -309,18 +339,26 @@ pub(crate) fn compose(
             break;
         }
     }
-    let mut file_owners = BTreeMap::new();
-    for (path, _) in view.iter() {
-        if let Some((result, _)) = result_for(&view, &fragments, path) {
-            for owned in &result.owned_files {
-                for file in &owned.files {
-                    file_owners
-                        .entry(file.clone())
-                        .or_insert_with(|| owned.package.clone());
-                }
-            }
-        }
-    }
+    // Ownership is only needed here for paths holding an unidentified binary;
+    // the full map is built on demand by `ScanResult::file_owners`.
+    let binary_paths: BTreeSet<&str> = view
+        .iter()
+        .filter_map(|(path, _)| {
+            let (result, _) = result_for(&view, &fragments, path)?;
+            result
+                .components
+                .iter()
+                .any(|c| c.ecosystem == "binary")
+                .then_some(path.as_str())
+        })
+        .collect();
+    let owned_binaries = if binary_paths.is_empty() {
+        BTreeSet::new()
+    } else {
+        owners(&view, &fragments, Some(&binary_paths))
+            .into_keys()
+            .collect::<BTreeSet<String>>()
+    };
 
     let mut components: BTreeMap<String, Component> = BTreeMap::new();
     let mut unknowns: BTreeSet<Unknown> = BTreeSet::new();
@@ -338,7 +376,7 @@ pub(crate) fn compose(
             });
         }
         for found in &result.components {
-            if found.ecosystem == "binary" && file_owners.contains_key(path.as_str()) {
+            if found.ecosystem == "binary" && owned_binaries.contains(path.as_str()) {
                 // An OS package already accounts for this binary.
                 continue;
             }
@@ -439,7 +477,6 @@ pub(crate) fn compose(
         components,
         unknowns,
         distro,
-        file_owners,
         view,
         fragments,
         summary,

@@ -244,7 +244,10 @@ fn components_reflect_the_final_filesystem() {
         "usr/lib/os-release"
     );
     assert_eq!(
-        result.file_owners.get("usr/sbin/gosu").map(String::as_str),
+        result
+            .file_owners()
+            .get("usr/sbin/gosu")
+            .map(String::as_str),
         Some("gosu")
     );
     assert_eq!(result.distro.as_ref().unwrap().id, "debian");
@@ -458,7 +461,7 @@ fn rpm_sqlite_database_written_by_rpm_is_read() {
     assert_eq!(greeter.licenses, vec!["Apache-2.0"]);
     assert_eq!(
         result
-            .file_owners
+            .file_owners()
             .get("usr/share/stella-fixture-hello/hello.txt")
             .map(String::as_str),
         Some("stella-fixture-hello")
