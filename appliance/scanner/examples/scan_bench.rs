@@ -14,6 +14,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use sha2::{Digest as _, Sha256};
+use stella_scanner::fragment::FileKey;
 use stella_scanner::{FragmentKey, LayerCache, NoProgress, ScanError, ScanOptions, scan_path};
 
 const LAYER_BUDGET: u64 = 34 << 20;
@@ -28,17 +29,41 @@ impl DirCache {
     }
 }
 
-impl LayerCache for DirCache {
-    fn get(&self, key: &FragmentKey) -> Result<Option<Vec<u8>>, ScanError> {
-        match fs::read(self.path(key)) {
+impl DirCache {
+    fn read(&self, path: &Path) -> Result<Option<Vec<u8>>, ScanError> {
+        match fs::read(path) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(ScanError::Cache(e.to_string())),
         }
     }
-    fn put(&self, key: &FragmentKey, bytes: &[u8]) -> Result<(), ScanError> {
+    fn write(&self, path: &Path, bytes: &[u8]) -> Result<(), ScanError> {
         fs::create_dir_all(&self.0).map_err(|e| ScanError::Cache(e.to_string()))?;
-        fs::write(self.path(key), bytes).map_err(|e| ScanError::Cache(e.to_string()))
+        fs::write(path, bytes).map_err(|e| ScanError::Cache(e.to_string()))
+    }
+}
+
+impl LayerCache for DirCache {
+    fn get(&self, key: &FragmentKey) -> Result<Option<Vec<u8>>, ScanError> {
+        self.read(&self.path(key))
+    }
+    fn put(&self, key: &FragmentKey, bytes: &[u8]) -> Result<(), ScanError> {
+        self.write(&self.path(key), bytes)
+    }
+    fn get_file(&self, key: &FileKey) -> Result<Option<Vec<u8>>, ScanError> {
+        self.read(
+            &self
+                .0
+                .join(hex::encode(Sha256::digest(key.as_string().as_bytes()))),
+        )
+    }
+    fn put_file(&self, key: &FileKey, bytes: &[u8]) -> Result<(), ScanError> {
+        self.write(
+            &self
+                .0
+                .join(hex::encode(Sha256::digest(key.as_string().as_bytes()))),
+            bytes,
+        )
     }
 }
 

@@ -100,13 +100,44 @@ impl LayerFragment {
     }
 }
 
-/// Storage for layer fragments. The appliance implements it on redb; tests
-/// use [`MemoryLayerCache`]. Implementations must be safe to share.
+/// Key of one file's analyzer results in the per-file cache (CAS).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileKey {
+    /// sha256 of the file's content.
+    pub sha256: Digest,
+    /// The file's name (last path component): some results depend on it.
+    pub file_name: String,
+    /// `id@version` of the analyzers that wanted the file.
+    pub analyzers: String,
+}
+
+impl FileKey {
+    /// The key as one string: `file-v1|sha256:...|NAME|java@1`.
+    pub fn as_string(&self) -> String {
+        format!(
+            "file-v{FRAGMENT_FORMAT}|{}|{}|{}",
+            self.sha256, self.file_name, self.analyzers
+        )
+    }
+}
+
+/// Storage for layer fragments and per-file results. The appliance implements
+/// it on redb; tests use [`MemoryLayerCache`]. Implementations must be safe to share.
 pub trait LayerCache: Sync {
     /// The fragment bytes stored under `key`, if any.
     fn get(&self, key: &FragmentKey) -> Result<Option<Vec<u8>>, ScanError>;
     /// Stores fragment bytes under `key` (overwriting).
     fn put(&self, key: &FragmentKey, bytes: &[u8]) -> Result<(), ScanError>;
+    /// One file's cached analyzer results (content-addressed), if any. The
+    /// default caches nothing: implement both file methods to share results
+    /// between layers that hold the same files.
+    fn get_file(&self, _key: &FileKey) -> Result<Option<Vec<u8>>, ScanError> {
+        Ok(None)
+    }
+    /// Stores one file's analyzer results.
+    fn put_file(&self, _key: &FileKey, _bytes: &[u8]) -> Result<(), ScanError> {
+        Ok(())
+    }
 }
 
 /// A cache that stores nothing: every scan is cold.
@@ -154,11 +185,35 @@ impl LayerCache for MemoryLayerCache {
         Ok(entries.get(&key.as_string()).cloned())
     }
     fn put(&self, key: &FragmentKey, bytes: &[u8]) -> Result<(), ScanError> {
+        self.insert(key.as_string(), bytes)
+    }
+    fn get_file(&self, key: &FileKey) -> Result<Option<Vec<u8>>, ScanError> {
+        let entries = self
+            .entries
+            .lock()
+            .map_err(|_| ScanError::Cache("memory cache lock poisoned".into()))?;
+        Ok(entries.get(&key.as_string()).cloned())
+    }
+    fn put_file(&self, key: &FileKey, bytes: &[u8]) -> Result<(), ScanError> {
+        self.insert(key.as_string(), bytes)
+    }
+}
+
+impl MemoryLayerCache {
+    fn insert(&self, key: String, bytes: &[u8]) -> Result<(), ScanError> {
         let mut entries = self
             .entries
             .lock()
             .map_err(|_| ScanError::Cache("memory cache lock poisoned".into()))?;
-        entries.insert(key.as_string(), bytes.to_vec());
+        entries.insert(key, bytes.to_vec());
         Ok(())
+    }
+
+    /// Forgets every layer fragment but keeps per-file results (for tests of
+    /// the per-file cache).
+    pub fn forget_fragments(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|key, _| key.starts_with("file-"));
+        }
     }
 }

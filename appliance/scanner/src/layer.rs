@@ -12,7 +12,7 @@ use crate::Limits;
 use crate::analyzer::{Analyzer, FileInfo, PathResult};
 use crate::digest::{Digest, VerifyKind, VerifyingReader};
 use crate::error::ScanError;
-use crate::fragment::LayerFragment;
+use crate::fragment::{FileKey, LayerCache, LayerFragment, NoCache};
 use crate::image::LayerRef;
 
 /// What one tar entry does to the filesystem.
@@ -104,12 +104,19 @@ fn sniff<R: BufRead>(reader: &mut R) -> std::io::Result<Compression> {
 /// Reads the layer blob from `raw`, verifying blob digest/size and diff_id,
 /// and returns its fragment. On any failure the blob is drained so that a
 /// digest mismatch is reported in preference to the decoder error it caused.
+/// What analysing a layer needs besides the layer itself.
+pub(crate) struct AnalysisContext<'a> {
+    pub(crate) analyzers: &'a [Box<dyn Analyzer>],
+    pub(crate) analyzer_key: &'a str,
+    pub(crate) limits: &'a Limits,
+    pub(crate) file_cache: &'a dyn LayerCache,
+}
+
 pub(crate) fn analyse_layer_blob(
     raw: Box<dyn Read + '_>,
     layer: &LayerRef,
-    analyzers: &[Box<dyn Analyzer>],
-    analyzer_key: &str,
-    limits: &Limits,
+    context: &AnalysisContext<'_>,
+    stats: &mut FileStats,
     on_bytes: &dyn Fn(u64),
 ) -> Result<LayerFragment, ScanError> {
     let blob_name = layer.blob.digest.to_string();
@@ -143,12 +150,14 @@ pub(crate) fn analyse_layer_blob(
                 blob: blob_name.clone(),
             },
         );
-        let fragment = read_layer_tar(
+        let fragment = read_layer_tar_with(
             &mut diff_verifier,
             &layer.diff_id,
-            analyzers,
-            analyzer_key,
-            limits,
+            context.analyzers,
+            context.analyzer_key,
+            context.limits,
+            context.file_cache,
+            stats,
         )?;
         diff_verifier.finish()?;
         Ok(fragment)
@@ -180,6 +189,16 @@ impl<R: Read> Read for CountingReader<'_, R> {
     }
 }
 
+/// Files handed to analyzers during a scan, and how many of them had their
+/// results in the per-file cache (CAS, by content sha256).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileStats {
+    /// Files whose analyzers ran.
+    pub analysed: usize,
+    /// Files whose results came from the per-file cache.
+    pub reused: usize,
+}
+
 /// Reads an (uncompressed) layer tar and builds its fragment: the normalised
 /// entry list (duplicates: last wins) and the analyzers' results per path.
 pub fn read_layer_tar<R: Read>(
@@ -188,6 +207,28 @@ pub fn read_layer_tar<R: Read>(
     analyzers: &[Box<dyn Analyzer>],
     analyzer_key: &str,
     limits: &Limits,
+) -> Result<LayerFragment, ScanError> {
+    let mut stats = FileStats::default();
+    read_layer_tar_with(
+        tar_stream,
+        diff_id,
+        analyzers,
+        analyzer_key,
+        limits,
+        &NoCache,
+        &mut stats,
+    )
+}
+
+/// [`read_layer_tar`] with a per-file result cache (see [`LayerCache::get_file`]).
+pub fn read_layer_tar_with<R: Read>(
+    tar_stream: R,
+    diff_id: &Digest,
+    analyzers: &[Box<dyn Analyzer>],
+    analyzer_key: &str,
+    limits: &Limits,
+    file_cache: &dyn LayerCache,
+    stats: &mut FileStats,
 ) -> Result<LayerFragment, ScanError> {
     let layer_name = diff_id.to_string();
     let read_error = |e: std::io::Error| -> ScanError {
@@ -303,8 +344,15 @@ pub fn read_layer_tar<R: Read>(
                 .filter(|a| a.wants(&info))
                 .collect();
             if !wanting.is_empty() {
-                let result =
-                    analyse_file(&mut entry, &info, &wanting, limits).map_err(read_error)?;
+                let result = analyse_file(
+                    &mut entry,
+                    &info,
+                    &wanting,
+                    limits,
+                    file_cache,
+                    stats,
+                    &read_error,
+                )?;
                 if !result.is_empty() {
                     results.insert(path.clone(), result);
                 }
@@ -343,12 +391,23 @@ pub fn read_layer_tar_bytes(bytes: &[u8]) -> Result<LayerFragment, ScanError> {
     read_layer_tar(bytes, &diff_id, &analyzers, &key, &Limits::default())
 }
 
+/// What the per-file cache stores: the result and the path it was computed
+/// for (evidence inside archives names that path and is relocated on reuse).
+#[derive(Serialize, Deserialize)]
+struct StoredFileResult {
+    path: String,
+    result: PathResult,
+}
+
 fn analyse_file<R: Read>(
     reader: &mut R,
     info: &FileInfo<'_>,
     wanting: &[&dyn Analyzer],
     limits: &Limits,
-) -> std::io::Result<PathResult> {
+    file_cache: &dyn LayerCache,
+    stats: &mut FileStats,
+    read_error: &dyn Fn(std::io::Error) -> ScanError,
+) -> Result<PathResult, ScanError> {
     let mut result = PathResult::default();
     if info.size > limits.max_file_bytes {
         for analyzer in wanting {
@@ -363,12 +422,40 @@ fn analyse_file<R: Read>(
         return Ok(result);
     }
     let mut bytes = Vec::with_capacity(usize::try_from(info.size).unwrap_or(0));
-    reader.take(limits.max_file_bytes).read_to_end(&mut bytes)?;
+    reader
+        .take(limits.max_file_bytes)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    // Results depend on the content, the analyzers and the file name (a dpkg
+    // `.list` names its package, a binary component its file), not the directory.
+    let key = FileKey {
+        sha256: Digest::of_bytes(&bytes),
+        file_name: info.path.rsplit('/').next().unwrap_or(info.path).to_owned(),
+        analyzers: wanting
+            .iter()
+            .map(|a| format!("{}@{}", a.id(), a.version()))
+            .collect::<Vec<_>>()
+            .join(","),
+    };
+    if let Some(stored) = file_cache.get_file(&key)?
+        && let Ok(stored) = serde_json::from_slice::<StoredFileResult>(&stored)
+    {
+        stats.reused += 1;
+        return Ok(stored.result.relocated(&stored.path, info.path));
+    }
     for analyzer in wanting {
         let output = analyzer.analyze(info.path, &bytes);
         result.merge(analyzer.id(), output);
     }
-    Ok(result)
+    stats.analysed += 1;
+    let stored = StoredFileResult {
+        path: info.path.to_owned(),
+        result,
+    };
+    if let Ok(encoded) = serde_json::to_vec(&stored) {
+        file_cache.put_file(&key, &encoded)?;
+    }
+    Ok(stored.result)
 }
 
 #[cfg(test)]

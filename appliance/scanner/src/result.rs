@@ -92,6 +92,10 @@ pub struct ScanSummary {
     pub components_by_type: BTreeMap<String, usize>,
     /// Number of unknowns.
     pub unknowns: usize,
+    /// Files handed to analyzers in this scan (layers analysed only).
+    pub files_analysed: usize,
+    /// Files whose results came from the per-file cache.
+    pub files_reused: usize,
 }
 
 impl std::fmt::Display for ScanSummary {
@@ -104,7 +108,7 @@ impl std::fmt::Display for ScanSummary {
             .collect();
         write!(
             f,
-            "{total} components ({}); layers analysed {}, reused {}; {} unknowns",
+            "{total} components ({}); layers analysed {}, reused {}; files analysed {}, reused {}; {} unknowns",
             if by_type.is_empty() {
                 "none".to_owned()
             } else {
@@ -112,6 +116,8 @@ impl std::fmt::Display for ScanSummary {
             },
             self.layers_analysed,
             self.layers_reused,
+            self.files_analysed,
+            self.files_reused,
             self.unknowns
         )
     }
@@ -461,6 +467,8 @@ pub(crate) fn compose(
         layers_reused: layers.iter().filter(|l| l.reused).count(),
         components_by_type,
         unknowns: unknowns.len(),
+        files_analysed: 0,
+        files_reused: 0,
     };
     ScanResult {
         image: ImageInfo {

@@ -6,7 +6,7 @@ use crate::analyzer::{analyzer_key, registry};
 use crate::error::ScanError;
 use crate::fragment::{FragmentKey, LayerCache, LayerFragment};
 use crate::image::{LayerRef, resolve};
-use crate::layer::analyse_layer_blob;
+use crate::layer::{AnalysisContext, FileStats, analyse_layer_blob};
 use crate::result::{LayerInfo, compose};
 use crate::source::{ImageSource, open_local};
 use crate::{Progress, ProgressEvent, ScanOptions, ScanResult};
@@ -36,6 +36,7 @@ pub fn scan(
     });
     let analyzers = registry();
     let key_text = analyzer_key(&analyzers);
+    let mut file_stats = FileStats::default();
     let mut fragments = Vec::with_capacity(image.layers.len());
     let mut layer_infos = Vec::with_capacity(image.layers.len());
     for (index, layer) in image.layers.iter().enumerate() {
@@ -56,8 +57,13 @@ pub fn scan(
         let fragment = match cached {
             Some(fragment) => fragment,
             None => {
-                let fragment =
-                    analyse_layer(source, layer, &analyzers, &key_text, options, progress)?;
+                let context = AnalysisContext {
+                    analyzers: &analyzers,
+                    analyzer_key: &key_text,
+                    limits: &options.limits,
+                    file_cache: cache,
+                };
+                let fragment = analyse_layer(source, layer, &context, &mut file_stats, progress)?;
                 cache.put(&key, &fragment.to_bytes()?)?;
                 fragment
             }
@@ -71,15 +77,17 @@ pub fn scan(
         });
         fragments.push(fragment);
     }
-    Ok(compose(&image, options, layer_infos, fragments))
+    let mut result = compose(&image, options, layer_infos, fragments);
+    result.summary.files_analysed = file_stats.analysed;
+    result.summary.files_reused = file_stats.reused;
+    Ok(result)
 }
 
 fn analyse_layer(
     source: &dyn ImageSource,
     layer: &LayerRef,
-    analyzers: &[Box<dyn crate::Analyzer>],
-    key_text: &str,
-    options: &ScanOptions,
+    context: &AnalysisContext<'_>,
+    file_stats: &mut FileStats,
     progress: &dyn Progress,
 ) -> Result<LayerFragment, ScanError> {
     let raw = match &layer.blob.path {
@@ -87,7 +95,7 @@ fn analyse_layer(
         None => source.open_blob(&layer.blob.digest)?,
     };
     let on_bytes = |n: u64| progress.on_event(&ProgressEvent::BytesRead(n));
-    analyse_layer_blob(raw, layer, analyzers, key_text, &options.limits, &on_bytes)
+    analyse_layer_blob(raw, layer, context, file_stats, &on_bytes)
 }
 
 /// Scans a local image: an OCI layout directory, an OCI archive or a `docker save` archive.

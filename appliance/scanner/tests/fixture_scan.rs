@@ -476,3 +476,19 @@ fn rpm_sqlite_database_written_by_rpm_is_read() {
     );
     check_golden("fixture-rpm.cdx.json", &cdx);
 }
+
+#[test]
+fn per_file_cache_reuses_results_by_content() {
+    let cache = MemoryLayerCache::new();
+    let cold = scan_path(&layout(), &ScanOptions::default(), &cache, &NoProgress).unwrap();
+    assert!(cold.summary.files_analysed > 0);
+    assert_eq!(cold.summary.files_reused, 0);
+    // Without fragments every layer is read again, but no file is analysed again.
+    cache.forget_fragments();
+    let again = scan_path(&layout(), &ScanOptions::default(), &cache, &NoProgress).unwrap();
+    assert_eq!(again.summary.layers_analysed, 4);
+    assert_eq!(again.summary.files_analysed, 0);
+    assert_eq!(again.summary.files_reused, cold.summary.files_analysed);
+    assert!(again.to_cyclonedx_json().unwrap() == cold.to_cyclonedx_json().unwrap());
+    assert!(again.to_spdx_json().unwrap() == cold.to_spdx_json().unwrap());
+}

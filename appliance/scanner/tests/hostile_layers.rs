@@ -173,3 +173,40 @@ fn too_many_entries_hit_the_limit() {
     let err = read_layer_tar(&finish(tar)[..], &diff_id, &registry(), "test", &limits).unwrap_err();
     assert!(matches!(err, ScanError::LimitExceeded { .. }), "{err}");
 }
+
+#[test]
+fn same_jar_in_two_layers_is_analysed_once_with_its_own_evidence() {
+    use stella_scanner::layer::{FileStats, read_layer_tar_with};
+    let jar = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/data/scanner/fixture-oci/oci-layout"),
+    )
+    .unwrap();
+    // Any content works for the cache; a non-zip "jar" yields an unknown naming its path.
+    let cache = stella_scanner::MemoryLayerCache::new();
+    let mut stats = FileStats::default();
+    let mut first = Vec::new();
+    raw_entry(&mut first, "a/lib.jar", tar::EntryType::Regular, "", &jar);
+    let mut second = Vec::new();
+    raw_entry(&mut second, "b/lib.jar", tar::EntryType::Regular, "", &jar);
+    let analyzers = registry();
+    for (tar, path) in [(finish(first), "a/lib.jar"), (finish(second), "b/lib.jar")] {
+        let fragment = read_layer_tar_with(
+            &tar[..],
+            &Digest::of_bytes(&tar),
+            &analyzers,
+            "test",
+            &Limits::default(),
+            &cache,
+            &mut stats,
+        )
+        .unwrap();
+        let result = fragment.results.get(path).unwrap();
+        assert!(
+            result.unknowns[0].reason.starts_with(path),
+            "{:?}",
+            result.unknowns
+        );
+    }
+    assert_eq!((stats.analysed, stats.reused), (1, 1));
+}

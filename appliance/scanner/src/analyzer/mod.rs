@@ -271,6 +271,14 @@ impl PathResult {
                 }
             }
         }
+        // Archive analyzers name the archive (and members) at the start of their reasons.
+        for unknown in &mut result.unknowns {
+            if let Some(rest) = unknown.reason.strip_prefix(from)
+                && (rest.starts_with(':') || rest.starts_with("!/"))
+            {
+                unknown.reason = format!("{to}{rest}");
+            }
+        }
         result
     }
 }
