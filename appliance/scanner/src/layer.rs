@@ -189,6 +189,166 @@ impl<R: Read> Read for CountingReader<'_, R> {
     }
 }
 
+/// Largest GNU long-name / long-link / PAX header entry accepted. The tar crate
+/// reads these wholly into memory, so a hostile layer could otherwise make it
+/// allocate gigabytes for one "file name".
+pub const MAX_TAR_METADATA_BYTES: u64 = 1 << 20;
+
+/// Watches the tar stream block by block, reading headers with the tar crate's
+/// own accessors so that it sees exactly the structure the tar crate will
+/// see, and fails, before the tar crate buffers it, on a GNU long-name,
+/// long-link or PAX entry larger than [`MAX_TAR_METADATA_BYTES`].
+struct TarGuard<R> {
+    inner: R,
+    layer: String,
+    block: Vec<u8>,
+    /// Data bytes (with padding) to let through before the next header.
+    skip: u64,
+    /// Bytes of a PAX header still to collect, then its padding.
+    pax_remaining: u64,
+    pax_padding: u64,
+    pax_data: Vec<u8>,
+    /// The `size` record of the pending PAX header (applies to the next entry).
+    pax_size: Option<u64>,
+    pax_pending: bool,
+    /// GNU sparse extension blocks follow, then this much data.
+    sparse_then: Option<u64>,
+}
+
+impl<R> TarGuard<R> {
+    fn new(inner: R, layer: String) -> TarGuard<R> {
+        TarGuard {
+            inner,
+            layer,
+            block: Vec::with_capacity(512),
+            skip: 0,
+            pax_remaining: 0,
+            pax_padding: 0,
+            pax_data: Vec::new(),
+            pax_size: None,
+            pax_pending: false,
+            sparse_then: None,
+        }
+    }
+
+    fn too_big(&self, kind: tar::EntryType) -> std::io::Error {
+        std::io::Error::other(ScanError::LimitExceeded {
+            what: format!("layer {}: tar metadata entry ({kind:?})", self.layer),
+            limit: format!("{MAX_TAR_METADATA_BYTES} bytes"),
+        })
+    }
+
+    /// Handles one complete 512-byte block in header position.
+    fn on_block(&mut self) -> std::io::Result<()> {
+        if let Some(data) = self.sparse_then {
+            // GNU sparse extension block: `isextended` is byte 504.
+            if self.block.get(504).copied().unwrap_or(0) == 0 {
+                self.sparse_then = None;
+                self.skip = data.div_ceil(512).saturating_mul(512);
+            }
+            return Ok(());
+        }
+        let Some(header) = self.block.get(..512).map(tar::Header::from_byte_slice) else {
+            return Ok(());
+        };
+        let kind = header.entry_type();
+        let recognized = header.as_gnu().is_some() || header.as_ustar().is_some();
+        let Ok(size) = header.entry_size() else {
+            // The tar crate will report this header as invalid.
+            return Ok(());
+        };
+        let padded = |size: u64| size.div_ceil(512).saturating_mul(512);
+        if recognized && (kind.is_gnu_longname() || kind.is_gnu_longlink()) {
+            if size > MAX_TAR_METADATA_BYTES {
+                return Err(self.too_big(kind));
+            }
+            self.skip = padded(size);
+            return Ok(());
+        }
+        if recognized && kind.is_pax_local_extensions() {
+            if size > MAX_TAR_METADATA_BYTES {
+                return Err(self.too_big(kind));
+            }
+            self.pax_remaining = size;
+            self.pax_padding = padded(size) - size;
+            self.pax_pending = true;
+            self.pax_size = None;
+            return Ok(());
+        }
+        // An entry the tar crate returns: a pending PAX `size` overrides its
+        // header size unless it is itself an extension type.
+        let is_extension = kind.is_gnu_longname()
+            || kind.is_gnu_longlink()
+            || kind.is_pax_local_extensions()
+            || kind.is_pax_global_extensions();
+        let size = match (self.pax_pending, self.pax_size, is_extension) {
+            (true, Some(pax), false) => pax,
+            _ => size,
+        };
+        self.pax_pending = false;
+        self.pax_size = None;
+        let extended_sparse =
+            kind.is_gnu_sparse() && header.as_gnu().is_some_and(|gnu| gnu.is_extended());
+        if extended_sparse {
+            self.sparse_then = Some(size);
+        } else {
+            self.skip = padded(size);
+        }
+        Ok(())
+    }
+}
+
+/// The `size` record of a PAX extended header, if any.
+fn pax_size(data: &[u8]) -> Option<u64> {
+    let text = String::from_utf8_lossy(data);
+    text.lines()
+        .filter_map(|line| line.split_once(' ').map(|(_, record)| record))
+        .find_map(|record| record.strip_prefix("size="))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+impl<R: Read> Read for TarGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut chunk = buf.get(..n).unwrap_or_default();
+        while !chunk.is_empty() {
+            if self.pax_remaining > 0 {
+                let step = usize::try_from(self.pax_remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(chunk.len());
+                self.pax_data
+                    .extend_from_slice(chunk.get(..step).unwrap_or_default());
+                self.pax_remaining -= step as u64;
+                chunk = chunk.get(step..).unwrap_or_default();
+                if self.pax_remaining == 0 {
+                    self.pax_size = pax_size(&self.pax_data);
+                    self.pax_data.clear();
+                    self.skip = self.pax_padding;
+                }
+                continue;
+            }
+            if self.skip > 0 {
+                let step = usize::try_from(self.skip)
+                    .unwrap_or(usize::MAX)
+                    .min(chunk.len());
+                self.skip -= step as u64;
+                chunk = chunk.get(step..).unwrap_or_default();
+                continue;
+            }
+            let take = (512 - self.block.len()).min(chunk.len());
+            self.block
+                .extend_from_slice(chunk.get(..take).unwrap_or_default());
+            chunk = chunk.get(take..).unwrap_or_default();
+            if self.block.len() == 512 {
+                let result = self.on_block();
+                self.block.clear();
+                result?;
+            }
+        }
+        Ok(n)
+    }
+}
+
 /// Files handed to analyzers during a scan, and how many of them had their
 /// results in the per-file cache (CAS, by content sha256).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -240,7 +400,8 @@ pub fn read_layer_tar_with<R: Read>(
             other => other,
         }
     };
-    let mut archive = tar::Archive::new(tar_stream);
+    let guarded = TarGuard::new(tar_stream, layer_name.clone());
+    let mut archive = tar::Archive::new(guarded);
     let mut entries: BTreeMap<String, EntryKind> = BTreeMap::new();
     // Whiteouts are kept apart: they act on lower layers only, so a file of the
     // same name added by this very layer must survive them.

@@ -8,7 +8,17 @@ use stella_scanner::{Digest, Limits, ScanError};
 
 /// Writes a tar entry with a raw (unchecked) name, bypassing the tar crate's own path checks.
 fn raw_entry(out: &mut Vec<u8>, name: &str, kind: tar::EntryType, link: &str, data: &[u8]) {
-    let mut header = tar::Header::new_old();
+    raw_entry_with(out, tar::Header::new_old(), name, kind, link, data);
+}
+
+fn raw_entry_with(
+    out: &mut Vec<u8>,
+    mut header: tar::Header,
+    name: &str,
+    kind: tar::EntryType,
+    link: &str,
+    data: &[u8],
+) {
     {
         let old = header.as_old_mut();
         old.name[..name.len()].copy_from_slice(name.as_bytes());
@@ -209,4 +219,56 @@ fn same_jar_in_two_layers_is_analysed_once_with_its_own_evidence() {
         );
     }
     assert_eq!((stats.analysed, stats.reused), (1, 1));
+}
+
+#[test]
+fn huge_long_name_entry_is_refused_before_buffering() {
+    // A GNU long-name entry declaring 4 GiB: the tar crate would buffer it whole.
+    let mut header = tar::Header::new_gnu();
+    header.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"././@LongLink");
+    header.set_size(4 << 30);
+    header.set_entry_type(tar::EntryType::GNULongName);
+    header.set_mode(0o644);
+    header.set_cksum();
+    let mut tar = header.as_bytes().to_vec();
+    tar.extend(std::iter::repeat_n(b'a', 64 * 1024));
+    let err = read(&tar).unwrap_err();
+    assert!(matches!(err, ScanError::LimitExceeded { .. }), "{err}");
+    assert!(err.to_string().contains("tar metadata entry"), "{err}");
+}
+
+#[test]
+fn pax_size_records_keep_the_guard_aligned() {
+    // A PAX header whose `size` overrides the ustar size of the next entry; the
+    // data then holds bytes that would look like a huge long-name header if the
+    // guard lost its alignment.
+    let mut tar = Vec::new();
+    raw_entry_with(
+        &mut tar,
+        tar::Header::new_ustar(),
+        "PaxHeaders/f",
+        tar::EntryType::XHeader,
+        "",
+        b"12 size=600\n",
+    );
+    let mut data = vec![0u8; 600];
+    let mut fake = tar::Header::new_gnu();
+    fake.set_size(4 << 30);
+    fake.set_entry_type(tar::EntryType::GNULongName);
+    fake.set_cksum();
+    data[..512].copy_from_slice(fake.as_bytes());
+    // The regular header claims size 0; the PAX record says 600.
+    let mut header = tar::Header::new_ustar();
+    header.as_ustar_mut().unwrap().name[..1].copy_from_slice(b"f");
+    header.set_size(0);
+    header.set_mode(0o644);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    tar.extend_from_slice(header.as_bytes());
+    tar.extend_from_slice(&data);
+    tar.extend(std::iter::repeat_n(0u8, 1024 - 600));
+    raw_entry(&mut tar, "g", tar::EntryType::Regular, "", b"after");
+    let fragment = read(&finish(tar)).unwrap();
+    let paths: Vec<&str> = fragment.entries.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, vec!["f", "g"]);
 }
