@@ -6,11 +6,12 @@
 //!
 //! `cargo run --release -p stella-scanner --example scan_bench [WORKDIR]`
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use sha2::{Digest as _, Sha256};
@@ -19,51 +20,67 @@ use stella_scanner::{FragmentKey, LayerCache, NoProgress, ScanError, ScanOptions
 
 const LAYER_BUDGET: u64 = 34 << 20;
 
-/// A directory-backed layer cache, so warm scans can run in another process.
-struct DirCache(PathBuf);
-
-impl DirCache {
-    fn path(&self, key: &FragmentKey) -> PathBuf {
-        self.0
-            .join(hex::encode(Sha256::digest(key.as_string().as_bytes())))
-    }
+/// A directory-backed layer cache, so warm scans can run in another process:
+/// one file per fragment, all per-file results in one `files.json`.
+struct DirCache {
+    dir: PathBuf,
+    files: Mutex<Option<HashMap<String, String>>>,
 }
 
 impl DirCache {
-    fn read(&self, path: &Path) -> Result<Option<Vec<u8>>, ScanError> {
-        match fs::read(path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(ScanError::Cache(e.to_string())),
+    fn new(dir: &Path) -> DirCache {
+        DirCache {
+            dir: dir.to_path_buf(),
+            files: Mutex::new(None),
         }
     }
-    fn write(&self, path: &Path, bytes: &[u8]) -> Result<(), ScanError> {
-        fs::create_dir_all(&self.0).map_err(|e| ScanError::Cache(e.to_string()))?;
-        fs::write(path, bytes).map_err(|e| ScanError::Cache(e.to_string()))
+    fn path(&self, key: &FragmentKey) -> PathBuf {
+        self.dir
+            .join(hex::encode(Sha256::digest(key.as_string().as_bytes())))
+    }
+    fn with_files<T>(
+        &self,
+        f: impl FnOnce(&mut HashMap<String, String>) -> T,
+    ) -> Result<T, ScanError> {
+        let mut guard = self
+            .files
+            .lock()
+            .map_err(|_| ScanError::Cache("poisoned".into()))?;
+        let files = guard.get_or_insert_with(|| {
+            fs::read(self.dir.join("files.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default()
+        });
+        Ok(f(files))
     }
 }
 
 impl LayerCache for DirCache {
     fn get(&self, key: &FragmentKey) -> Result<Option<Vec<u8>>, ScanError> {
-        self.read(&self.path(key))
+        match fs::read(self.path(key)) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ScanError::Cache(e.to_string())),
+        }
     }
     fn put(&self, key: &FragmentKey, bytes: &[u8]) -> Result<(), ScanError> {
-        self.write(&self.path(key), bytes)
+        fs::create_dir_all(&self.dir).map_err(|e| ScanError::Cache(e.to_string()))?;
+        fs::write(self.path(key), bytes).map_err(|e| ScanError::Cache(e.to_string()))
     }
     fn get_file(&self, key: &FileKey) -> Result<Option<Vec<u8>>, ScanError> {
-        self.read(
-            &self
-                .0
-                .join(hex::encode(Sha256::digest(key.as_string().as_bytes()))),
-        )
+        self.with_files(|files| files.get(&key.as_string()).map(|v| v.clone().into_bytes()))
     }
-    fn put_file(&self, key: &FileKey, bytes: &[u8]) -> Result<(), ScanError> {
-        self.write(
-            &self
-                .0
-                .join(hex::encode(Sha256::digest(key.as_string().as_bytes()))),
-            bytes,
-        )
+    fn put_files(&self, entries: &[(FileKey, Vec<u8>)]) -> Result<(), ScanError> {
+        let encoded = self.with_files(|files| {
+            for (key, bytes) in entries {
+                files.insert(key.as_string(), String::from_utf8_lossy(bytes).into_owned());
+            }
+            serde_json::to_vec(files)
+        })?;
+        let encoded = encoded.map_err(|e| ScanError::Cache(e.to_string()))?;
+        fs::create_dir_all(&self.dir).map_err(|e| ScanError::Cache(e.to_string()))?;
+        fs::write(self.dir.join("files.json"), encoded).map_err(|e| ScanError::Cache(e.to_string()))
     }
 }
 
@@ -213,7 +230,7 @@ fn child(mode: &str, image: &Path, cache: &Path) -> Result<(), Box<dyn std::erro
             let result = scan_path(
                 image,
                 &ScanOptions::default(),
-                &DirCache(cache.to_path_buf()),
+                &DirCache::new(cache),
                 &NoProgress,
             )?;
             let scanned = start.elapsed();

@@ -138,6 +138,15 @@ pub trait LayerCache: Sync {
     fn put_file(&self, _key: &FileKey, _bytes: &[u8]) -> Result<(), ScanError> {
         Ok(())
     }
+    /// Stores the file results of one layer at once (called once per analysed
+    /// layer, so a transactional store can use one transaction). The default
+    /// calls [`LayerCache::put_file`] for each.
+    fn put_files(&self, entries: &[(FileKey, Vec<u8>)]) -> Result<(), ScanError> {
+        for (key, bytes) in entries {
+            self.put_file(key, bytes)?;
+        }
+        Ok(())
+    }
 }
 
 /// A cache that stores nothing: every scan is cold.

@@ -407,6 +407,11 @@ pub fn read_layer_tar_with<R: Read>(
     // same name added by this very layer must survive them.
     let mut deletions: BTreeMap<String, EntryKind> = BTreeMap::new();
     let mut results: BTreeMap<String, PathResult> = BTreeMap::new();
+    let mut session = FileCacheSession {
+        cache: file_cache,
+        stats,
+        pending: Vec::new(),
+    };
     let mut count = 0usize;
     for entry in archive.entries().map_err(read_error)? {
         let mut entry = entry.map_err(read_error)?;
@@ -510,8 +515,7 @@ pub fn read_layer_tar_with<R: Read>(
                     &info,
                     &wanting,
                     limits,
-                    file_cache,
-                    stats,
+                    &mut session,
                     &read_error,
                 )?;
                 if !result.is_empty() {
@@ -535,6 +539,7 @@ pub fn read_layer_tar_with<R: Read>(
             .into_iter()
             .map(|(path, kind)| LayerEntry { path, kind }),
     );
+    file_cache.put_files(&session.pending)?;
     Ok(LayerFragment::new(
         diff_id.clone(),
         analyzer_key.to_owned(),
@@ -552,6 +557,14 @@ pub fn read_layer_tar_bytes(bytes: &[u8]) -> Result<LayerFragment, ScanError> {
     read_layer_tar(bytes, &diff_id, &analyzers, &key, &Limits::default())
 }
 
+/// The per-file cache as one layer sees it: lookups go straight to the
+/// cache, stores are collected and written once at the end of the layer.
+struct FileCacheSession<'a> {
+    cache: &'a dyn LayerCache,
+    stats: &'a mut FileStats,
+    pending: Vec<(FileKey, Vec<u8>)>,
+}
+
 /// What the per-file cache stores: the result and the path it was computed
 /// for (evidence inside archives names that path and is relocated on reuse).
 #[derive(Serialize, Deserialize)]
@@ -565,8 +578,7 @@ fn analyse_file<R: Read>(
     info: &FileInfo<'_>,
     wanting: &[&dyn Analyzer],
     limits: &Limits,
-    file_cache: &dyn LayerCache,
-    stats: &mut FileStats,
+    session: &mut FileCacheSession<'_>,
     read_error: &dyn Fn(std::io::Error) -> ScanError,
 ) -> Result<PathResult, ScanError> {
     let mut result = PathResult::default();
@@ -598,23 +610,23 @@ fn analyse_file<R: Read>(
             .collect::<Vec<_>>()
             .join(","),
     };
-    if let Some(stored) = file_cache.get_file(&key)?
+    if let Some(stored) = session.cache.get_file(&key)?
         && let Ok(stored) = serde_json::from_slice::<StoredFileResult>(&stored)
     {
-        stats.reused += 1;
+        session.stats.reused += 1;
         return Ok(stored.result.relocated(&stored.path, info.path));
     }
     for analyzer in wanting {
         let output = analyzer.analyze(info.path, &bytes);
         result.merge(analyzer.id(), output);
     }
-    stats.analysed += 1;
+    session.stats.analysed += 1;
     let stored = StoredFileResult {
         path: info.path.to_owned(),
         result,
     };
     if let Ok(encoded) = serde_json::to_vec(&stored) {
-        file_cache.put_file(&key, &encoded)?;
+        session.pending.push((key, encoded));
     }
     Ok(stored.result)
 }
