@@ -74,7 +74,7 @@ fn looks_like_rustc_output(file: &object::File<'_>, bytes: &[u8]) -> bool {
         return true;
     }
     // Panic locations embed the standard library's source path.
-    bytes.windows(7).any(|w| w == b"/rustc/")
+    memchr::memmem::find(bytes, b"/rustc/").is_some()
 }
 
 /// Classifies a binary.
