@@ -16,6 +16,9 @@ pub const MAX_NESTING: usize = 3;
 pub const MAX_MEMBER_BYTES: u64 = 64 << 20;
 /// Most members looked at in one archive.
 pub const MAX_MEMBERS: usize = 200_000;
+/// Most bytes decompressed out of one top-level archive and everything nested
+/// in it (defends against zip bombs of nested jars).
+pub const MAX_INFLATED_BYTES: u64 = 512 << 20;
 
 /// Maven coordinates from a `pom.properties`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +91,17 @@ fn is_archive_name(name: &str) -> bool {
 
 /// Analyses one Java archive's bytes; `location` names it in evidence paths.
 pub fn analyze_archive(location: &str, bytes: &[u8], depth: usize, output: &mut AnalyzerOutput) {
+    let mut budget = MAX_INFLATED_BYTES;
+    analyze_archive_within(location, bytes, depth, &mut budget, output);
+}
+
+fn analyze_archive_within(
+    location: &str,
+    bytes: &[u8],
+    depth: usize,
+    budget: &mut u64,
+    output: &mut AnalyzerOutput,
+) {
     let mut archive = match zip::ZipArchive::new(Cursor::new(bytes)) {
         Ok(archive) => archive,
         Err(e) => {
@@ -106,7 +120,9 @@ pub fn analyze_archive(location: &str, bytes: &[u8], depth: usize, output: &mut 
     }
     let mut poms: Vec<(String, Vec<u8>)> = Vec::new();
     let mut manifest: Option<Vec<u8>> = None;
-    let mut nested: Vec<(String, Vec<u8>)> = Vec::new();
+    // Nested archives are opened one at a time after this pass, so at most one
+    // is held in memory per nesting level.
+    let mut nested: Vec<(usize, String)> = Vec::new();
     for index in 0..archive.len() {
         let mut member = match archive.by_index(index) {
             Ok(member) => member,
@@ -124,23 +140,23 @@ pub fn analyze_archive(location: &str, bytes: &[u8], depth: usize, output: &mut 
         if !(wanted_pom || wanted_manifest || wanted_nested) {
             continue;
         }
+        if !(wanted_pom || wanted_manifest) {
+            nested.push((index, name));
+            continue;
+        }
         if member.size() > MAX_MEMBER_BYTES {
             output.unknowns.push(format!(
                 "{location}!/{name}: larger than {MAX_MEMBER_BYTES} bytes"
             ));
             continue;
         }
-        let mut data = Vec::new();
-        if let Err(e) = (&mut member).take(MAX_MEMBER_BYTES).read_to_end(&mut data) {
-            output.unknowns.push(format!("{location}!/{name}: {e}"));
+        let Some(data) = read_member(&mut member, location, &name, budget, output) else {
             continue;
-        }
+        };
         if wanted_pom {
             poms.push((name, data));
-        } else if wanted_manifest {
-            manifest = Some(data);
         } else {
-            nested.push((name, data));
+            manifest = Some(data);
         }
     }
     let manifest = manifest.map(|m| parse_manifest(&m)).unwrap_or_default();
@@ -204,16 +220,59 @@ pub fn analyze_archive(location: &str, bytes: &[u8], depth: usize, output: &mut 
                 .push(format!("{location}!/{member}: {reason}")),
         }
     }
-    for (member, data) in nested {
-        analyze_archive(&format!("{location}!/{member}"), &data, depth + 1, output);
+    for (index, member_name) in nested {
+        let data = match archive.by_index(index) {
+            Ok(mut member) => {
+                if member.size() > MAX_MEMBER_BYTES {
+                    output.unknowns.push(format!(
+                        "{location}!/{member_name}: larger than {MAX_MEMBER_BYTES} bytes"
+                    ));
+                    continue;
+                }
+                read_member(&mut member, location, &member_name, budget, output)
+            }
+            Err(e) => {
+                output
+                    .unknowns
+                    .push(format!("{location}!/{member_name}: {e}"));
+                None
+            }
+        };
+        if let Some(data) = data {
+            analyze_archive_within(
+                &format!("{location}!/{member_name}"),
+                &data,
+                depth + 1,
+                budget,
+                output,
+            );
+        }
     }
 }
 
-/// Reads one Java archive held in memory (the fuzzing entry point).
-pub fn parse_java_archive(bytes: &[u8]) -> AnalyzerOutput {
-    let mut output = AnalyzerOutput::default();
-    analyze_archive("archive.jar", bytes, 0, &mut output);
-    output
+/// Reads one member within the remaining inflation budget.
+fn read_member<R: Read>(
+    member: &mut R,
+    location: &str,
+    name: &str,
+    budget: &mut u64,
+    output: &mut AnalyzerOutput,
+) -> Option<Vec<u8>> {
+    let limit = MAX_MEMBER_BYTES.min(*budget);
+    let mut data = Vec::new();
+    if let Err(e) = member.take(limit + 1).read_to_end(&mut data) {
+        output.unknowns.push(format!("{location}!/{name}: {e}"));
+        return None;
+    }
+    if data.len() as u64 > limit {
+        output.unknowns.push(format!(
+            "{location}!/{name}: inflates past the {MAX_INFLATED_BYTES}-byte budget for one archive"
+        ));
+        *budget = 0;
+        return None;
+    }
+    *budget -= data.len() as u64;
+    Some(data)
 }
 
 impl Analyzer for JavaAnalyzer {
