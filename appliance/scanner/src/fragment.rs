@@ -18,7 +18,7 @@ use crate::error::ScanError;
 use crate::layer::LayerEntry;
 
 /// Version of the fragment encoding; part of the cache key.
-pub const FRAGMENT_FORMAT: u32 = 1;
+pub const FRAGMENT_FORMAT: u32 = 2;
 
 /// Key of a fragment in a [`LayerCache`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -66,6 +66,9 @@ pub struct ScanOptions {
     pub image_name: Option<String>,
     /// Limits on untrusted content.
     pub limits: Limits,
+    /// How many layers are read and analysed at once; 0 (the default) means
+    /// the number of CPUs, at most 4. Results do not depend on it.
+    pub parallel_layers: usize,
 }
 
 /// Something that happened during a scan, for progress display.

@@ -1,6 +1,8 @@
 //! The scan pipeline: resolve, analyse or reuse each layer's fragment, compose.
 
 use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::analyzer::{analyzer_key, registry};
 use crate::error::ScanError;
@@ -10,6 +12,9 @@ use crate::layer::{AnalysisContext, FileStats, analyse_layer_blob};
 use crate::result::{LayerInfo, compose};
 use crate::source::{ImageSource, open_local};
 use crate::{Progress, ProgressEvent, ScanOptions, ScanResult};
+
+/// One analysed layer (by index), or why it failed.
+type LayerOutcome = (usize, Result<(LayerFragment, FileStats), ScanError>);
 
 /// Scans the image in `source`.
 ///
@@ -36,48 +41,121 @@ pub fn scan(
     });
     let analyzers = registry();
     let key_text = analyzer_key(&analyzers);
-    let mut file_stats = FileStats::default();
-    let mut fragments = Vec::with_capacity(image.layers.len());
-    let mut layer_infos = Vec::with_capacity(image.layers.len());
-    for (index, layer) in image.layers.iter().enumerate() {
-        let key = FragmentKey {
+    let keys: Vec<FragmentKey> = image
+        .layers
+        .iter()
+        .map(|layer| FragmentKey {
             diff_id: layer.diff_id.clone(),
             analyzers: key_text.clone(),
-        };
-        // A corrupt or foreign cache entry is not fatal: the layer is analysed again.
+        })
+        .collect();
+    // First every cached fragment (a corrupt or foreign entry is not fatal:
+    // the layer is analysed again) ...
+    let mut fragments: Vec<Option<LayerFragment>> = Vec::with_capacity(keys.len());
+    for (index, key) in keys.iter().enumerate() {
         let cached = cache
-            .get(&key)?
-            .and_then(|bytes| LayerFragment::from_bytes(&key, &bytes).ok());
-        let reused = cached.is_some();
-        progress.on_event(&ProgressEvent::LayerStarted {
-            index,
-            diff_id: layer.diff_id.clone(),
-            reused,
-        });
-        let fragment = match cached {
-            Some(fragment) => fragment,
-            None => {
-                let context = AnalysisContext {
-                    analyzers: &analyzers,
-                    analyzer_key: &key_text,
-                    limits: &options.limits,
-                    file_cache: cache,
-                };
-                let fragment = analyse_layer(source, layer, &context, &mut file_stats, progress)?;
-                cache.put(&key, &fragment.to_bytes()?)?;
-                fragment
+            .get(key)?
+            .and_then(|bytes| LayerFragment::from_bytes(key, &bytes).ok());
+        if cached.is_some() {
+            progress.on_event(&ProgressEvent::LayerStarted {
+                index,
+                diff_id: key.diff_id.clone(),
+                reused: true,
+            });
+            progress.on_event(&ProgressEvent::LayerFinished { index });
+        }
+        fragments.push(cached);
+    }
+    let reused: Vec<bool> = fragments.iter().map(Option::is_some).collect();
+    // ... then the misses, several layers at a time. Each layer's fragment
+    // depends on that layer only, so the order of work does not matter.
+    let misses: Vec<usize> = (0..fragments.len()).filter(|&i| !reused[i]).collect();
+    let context = AnalysisContext {
+        analyzers: &analyzers,
+        analyzer_key: &key_text,
+        limits: &options.limits,
+        file_cache: cache,
+    };
+    let workers = match options.parallel_layers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+        n => n,
+    }
+    .min(misses.len())
+    .max(1);
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let outcomes: Mutex<Vec<LayerOutcome>> = Mutex::new(Vec::new());
+    let work = || {
+        loop {
+            let position = next.fetch_add(1, Ordering::SeqCst);
+            let Some(&index) = misses.get(position) else {
+                break;
+            };
+            if failed.load(Ordering::SeqCst) {
+                break;
             }
-        };
-        progress.on_event(&ProgressEvent::LayerFinished { index });
+            let (Some(layer), Some(key)) = (image.layers.get(index), keys.get(index)) else {
+                break;
+            };
+            progress.on_event(&ProgressEvent::LayerStarted {
+                index,
+                diff_id: layer.diff_id.clone(),
+                reused: false,
+            });
+            let mut stats = FileStats::default();
+            let outcome =
+                analyse_layer(source, layer, &context, &mut stats, progress).and_then(|fragment| {
+                    cache.put(key, &fragment.to_bytes()?)?;
+                    Ok((fragment, stats))
+                });
+            if outcome.is_err() {
+                failed.store(true, Ordering::SeqCst);
+            }
+            progress.on_event(&ProgressEvent::LayerFinished { index });
+            if let Ok(mut outcomes) = outcomes.lock() {
+                outcomes.push((index, outcome));
+            }
+        }
+    };
+    if workers <= 1 {
+        work();
+    } else {
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(work);
+            }
+        });
+    }
+    let mut outcomes = outcomes
+        .into_inner()
+        .map_err(|_| ScanError::Cache("a layer worker panicked".into()))?;
+    // Report the failure of the lowest layer, whatever finished first.
+    outcomes.sort_by_key(|(index, _)| *index);
+    let mut file_stats = FileStats::default();
+    for (index, outcome) in outcomes {
+        let (fragment, stats) = outcome?;
+        file_stats.analysed += stats.analysed;
+        file_stats.reused += stats.reused;
+        if let Some(slot) = fragments.get_mut(index) {
+            *slot = Some(fragment);
+        }
+    }
+    let mut complete = Vec::with_capacity(fragments.len());
+    let mut layer_infos = Vec::with_capacity(fragments.len());
+    for (index, (fragment, layer)) in fragments.into_iter().zip(&image.layers).enumerate() {
+        let fragment = fragment.ok_or_else(|| ScanError::LayerRead {
+            layer: layer.diff_id.to_string(),
+            reason: "layer was not analysed (an earlier layer failed)".into(),
+        })?;
         layer_infos.push(LayerInfo {
             index,
             diff_id: layer.diff_id.clone(),
             blob_digest: layer.blob.digest.clone(),
-            reused,
+            reused: reused.get(index).copied().unwrap_or(false),
         });
-        fragments.push(fragment);
+        complete.push(fragment);
     }
-    let mut result = compose(&image, options, layer_infos, fragments);
+    let mut result = compose(&image, options, layer_infos, complete);
     result.summary.files_analysed = file_stats.analysed;
     result.summary.files_reused = file_stats.reused;
     Ok(result)

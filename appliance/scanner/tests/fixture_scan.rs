@@ -492,3 +492,19 @@ fn per_file_cache_reuses_results_by_content() {
     assert!(again.to_cyclonedx_json().unwrap() == cold.to_cyclonedx_json().unwrap());
     assert!(again.to_spdx_json().unwrap() == cold.to_spdx_json().unwrap());
 }
+
+#[test]
+fn parallel_and_sequential_layer_analysis_agree() {
+    let run = |parallel_layers| {
+        let options = ScanOptions {
+            parallel_layers,
+            ..ScanOptions::default()
+        };
+        scan_path(&layout(), &options, &NoCache, &NoProgress).unwrap()
+    };
+    let sequential = run(1);
+    let parallel = run(4);
+    assert!(sequential.to_cyclonedx_json().unwrap() == parallel.to_cyclonedx_json().unwrap());
+    assert!(sequential.to_spdx_json().unwrap() == parallel.to_spdx_json().unwrap());
+    assert_eq!(sequential.fragments, parallel.fragments);
+}

@@ -166,8 +166,31 @@ impl FoundComponent {
 pub struct OwnedFiles {
     /// The owning package's name.
     pub package: String,
-    /// Root-relative paths.
+    /// Root-relative paths. Stored as one newline-joined string: a base
+    /// image's fragment holds 10^5 of them and warm scans decode it.
+    #[serde(with = "newline_joined")]
     pub files: Vec<String>,
+}
+
+mod newline_joined {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        files: &[String],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&files.join("\n"))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<String>, D::Error> {
+        let joined = String::deserialize(deserializer)?;
+        if joined.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(joined.split('\n').map(str::to_owned).collect())
+    }
 }
 
 /// Distribution identity from `os-release`.

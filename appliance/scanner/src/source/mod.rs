@@ -43,7 +43,7 @@ pub enum SourceEntry {
 
 /// A place images are read from. Implementations return unverified bytes;
 /// the caller verifies every blob against its digest and size.
-pub trait ImageSource {
+pub trait ImageSource: Sync {
     /// A short human description for messages (`oci-layout:/path`, ...).
     fn describe(&self) -> String;
 
