@@ -227,12 +227,11 @@ fn child(mode: &str, image: &Path, cache: &Path) -> Result<(), Box<dyn std::erro
             format!("{total} uncompressed bytes")
         }
         _ => {
-            let result = scan_path(
-                image,
-                &ScanOptions::default(),
-                &DirCache::new(cache),
-                &NoProgress,
-            )?;
+            let options = ScanOptions {
+                parallel_layers: if mode == "scan-sequential" { 1 } else { 0 },
+                ..ScanOptions::default()
+            };
+            let result = scan_path(image, &options, &DirCache::new(cache), &NoProgress)?;
             let scanned = start.elapsed();
             std::hint::black_box(result.to_cyclonedx_json()?);
             format!(
@@ -340,13 +339,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut floors = Vec::new();
     let mut colds = Vec::new();
+    let mut sequential = Vec::new();
     for round in 0..3 {
         floors.push(run(&exe, "floor", &image, &work.join("unused"))?);
         let cache = work.join(format!("cache-{round}"));
         colds.push(run(&exe, "scan", &image, &cache)?);
+        let cache = work.join(format!("cache-sequential-{round}"));
+        sequential.push(run(&exe, "scan-sequential", &image, &cache)?);
     }
     let (floor, floor_rss, floor_note) = best(floors);
     let (cold, cold_rss, cold_note) = best(colds);
+    let (seq, seq_rss, _) = best(sequential);
     let cache = work.join("cache-0");
     let warm = best(
         (0..3)
@@ -376,6 +379,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "cold    {cold:8.3} s  peak RSS {:6} MiB  {:.2}x floor  ({cold_note})",
         cold_rss / 1024,
         cold / floor
+    );
+    println!(
+        "cold, one layer at a time {seq:8.3} s  peak RSS {:6} MiB  {:.2}x floor",
+        seq_rss / 1024,
+        seq / floor
     );
     println!(
         "warm    {:8.1} ms peak RSS {:6} MiB  ({})",
