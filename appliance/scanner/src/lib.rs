@@ -66,8 +66,10 @@ pub struct ScanOptions {
     pub image_name: Option<String>,
     /// Limits on untrusted content.
     pub limits: Limits,
-    /// How many layers are read and analysed at once; 0 (the default) means
-    /// the number of CPUs, at most 4. Results do not depend on it.
+    /// How many layers are read and analysed at once; 0 (the default) and 1
+    /// mean one at a time. More helps on idle multi-core machines and costs
+    /// peak memory; on an oversubscribed machine it is slower (see
+    /// docs/scanner.md, Benchmark). Results do not depend on it.
     pub parallel_layers: usize,
 }
 

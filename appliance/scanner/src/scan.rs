@@ -76,12 +76,7 @@ pub fn scan(
         limits: &options.limits,
         file_cache: cache,
     };
-    let workers = match options.parallel_layers {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
-        n => n,
-    }
-    .min(misses.len())
-    .max(1);
+    let workers = options.parallel_layers.min(misses.len()).max(1);
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let outcomes: Mutex<Vec<LayerOutcome>> = Mutex::new(Vec::new());
