@@ -275,6 +275,13 @@ fn read_member<R: Read>(
     Some(data)
 }
 
+/// Reads one Java archive held in memory (the fuzzing entry point).
+pub fn parse_java_archive(bytes: &[u8]) -> AnalyzerOutput {
+    let mut output = AnalyzerOutput::default();
+    analyze_archive("archive.jar", bytes, 0, &mut output);
+    output
+}
+
 impl Analyzer for JavaAnalyzer {
     fn id(&self) -> &'static str {
         "java"
