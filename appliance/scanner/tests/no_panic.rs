@@ -9,7 +9,10 @@ use std::path::Path;
 use stella_scanner::analyzer::{apk, dotnet, dpkg, gobinary, maven, npm, python, rpm, rustbin};
 use stella_scanner::layer::read_layer_tar_bytes;
 
-fn parsers() -> Vec<(&'static str, fn(&[u8]))> {
+/// A parser under test, by name.
+type Parser = (&'static str, fn(&[u8]));
+
+fn parsers() -> Vec<Parser> {
     vec![
         ("dpkg", |d| drop(dpkg::parse_status(d))),
         ("apk", |d| drop(apk::parse_installed(d))),
