@@ -252,6 +252,9 @@ impl RegistrySource {
             .timeout_connect(Some(Duration::from_secs(30)))
             .timeout_recv_response(Some(Duration::from_secs(120)))
             .user_agent("stella-scanner")
+            // Blob bytes must arrive exactly as stored (their digest is checked):
+            // never ask for a transfer Content-Encoding that ureq would undo.
+            .accept_encoding(ureq::config::AutoHeaderValue::None)
             .build()
             .into();
         RegistrySource {
