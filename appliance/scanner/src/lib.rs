@@ -27,7 +27,10 @@ pub use fs::MergedView;
 pub use image::{Platform, ResolvedImage};
 pub use result::{Component, ImageInfo, LayerInfo, ScanResult, ScanSummary, Unknown};
 pub use scan::{scan, scan_path};
-pub use source::{ImageSource, OciLayoutSource, TarArchiveSource};
+pub use source::{
+    Credentials, ImageReference, ImageSource, OciLayoutSource, RegistryAccess, RegistrySource,
+    TarArchiveSource, Transport, open_image, open_local,
+};
 
 /// Limits applied to untrusted image content.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -77,3 +77,60 @@ pub fn open_local(path: &Path) -> Result<Box<dyn ImageSource>, ScanError> {
         path.display().to_string(),
     )?))
 }
+
+/// How to reach registries when an image argument is a reference.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryAccess {
+    /// Registries (`host[:port]`) that may be spoken to over plain HTTP
+    /// (`--insecure-registry`, repeatable). All others use HTTPS.
+    pub insecure_registries: Vec<String>,
+    /// Credentials for the registry or its token service.
+    pub credentials: Option<Credentials>,
+}
+
+/// Opens what `stella scan IMAGE` names: an existing local path (OCI layout
+/// directory, OCI archive, `docker save` archive), otherwise a registry
+/// reference `host[:port]/repo[:tag|@digest]`. Nothing is fetched yet.
+pub fn open_image(image: &str, access: &RegistryAccess) -> Result<Box<dyn ImageSource>, ScanError> {
+    let path = Path::new(image);
+    if path.exists() {
+        return open_local(path);
+    }
+    let reference = ImageReference::parse(image)?;
+    let transport = if access.insecure_registries.contains(&reference.registry) {
+        Transport::InsecureHttp
+    } else {
+        Transport::Https
+    };
+    Ok(Box::new(RegistrySource::new(
+        reference,
+        transport,
+        access.credentials.clone(),
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_image_tells_paths_from_references() {
+        let layout = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/data/scanner/fixture-oci"
+        );
+        let access = RegistryAccess {
+            insecure_registries: vec!["127.0.0.1:5000".into()],
+            credentials: None,
+        };
+        assert!(
+            open_image(layout, &access)
+                .unwrap()
+                .describe()
+                .starts_with("oci-layout:")
+        );
+        let source = open_image("127.0.0.1:5000/team/app:1", &access).unwrap();
+        assert_eq!(source.describe(), "registry:127.0.0.1:5000/team/app:1");
+        assert!(open_image("no/such/path-or-ref", &access).is_err());
+    }
+}
