@@ -1,0 +1,104 @@
+//! Every parser that has a fuzz target (fuzz/fuzz_targets/scanner_*.rs) is fed
+//! pseudo-random bytes and truncated / bit-flipped real inputs: errors are
+//! fine, panics are not. A cheap stand-in for fuzzing that runs in every CI.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Read;
+use std::path::Path;
+
+use stella_scanner::analyzer::{apk, dotnet, dpkg, gobinary, maven, npm, python, rpm, rustbin};
+use stella_scanner::layer::read_layer_tar_bytes;
+
+/// A parser under test, by name.
+type Parser = (&'static str, fn(&[u8]));
+
+fn parsers() -> Vec<Parser> {
+    vec![
+        ("dpkg", |d| drop(dpkg::parse_status(d))),
+        ("apk", |d| drop(apk::parse_installed(d))),
+        ("rpm header", |d| drop(rpm::parse_header(d))),
+        ("rpmdb", |d| drop(rpm::parse_rpmdb_sqlite(d))),
+        ("metadata", |d| drop(python::parse_metadata(d))),
+        ("package.json", |d| drop(npm::parse_package_json(d))),
+        ("pom.properties", |d| drop(maven::parse_pom_properties(d))),
+        ("jar", |d| drop(maven::parse_java_archive(d))),
+        ("go", |d| drop(gobinary::parse_go_binary(d))),
+        ("deps.json", |d| drop(dotnet::parse_deps_json(d))),
+        ("rust", |d| drop(rustbin::parse_rust_binary(d))),
+        ("layer tar", |d| drop(read_layer_tar_bytes(d))),
+    ]
+}
+
+fn layer_tars() -> Vec<Vec<u8>> {
+    let blobs = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data/scanner/fixture-oci/blobs/sha256");
+    let mut tars = Vec::new();
+    for entry in std::fs::read_dir(blobs).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let mut tar = Vec::new();
+        if bytes.starts_with(&[0x1f, 0x8b]) {
+            flate2::read::MultiGzDecoder::new(&bytes[..])
+                .read_to_end(&mut tar)
+                .unwrap();
+        } else if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            tar = zstd::decode_all(&bytes[..]).unwrap();
+        } else if bytes.len() > 512 {
+            tar = bytes;
+        } else {
+            continue;
+        }
+        if tar.len() < 3 << 20 {
+            tars.push(tar);
+        }
+    }
+    tars.sort();
+    tars
+}
+
+#[test]
+fn parsers_survive_random_truncated_and_flipped_inputs() {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut inputs: Vec<Vec<u8>> = (0..64)
+        .map(|i| {
+            (0..(i * 37) % 2048)
+                .map(|_| (next() & 0xff) as u8)
+                .collect()
+        })
+        .collect();
+    for tar in layer_tars() {
+        for cut in [
+            0,
+            100,
+            511,
+            512,
+            1024,
+            tar.len() / 3,
+            tar.len() / 2,
+            tar.len() - 1,
+        ] {
+            inputs.push(tar[..cut.min(tar.len())].to_vec());
+        }
+        for _ in 0..8 {
+            let mut flipped = tar.clone();
+            let at = (next() as usize) % flipped.len();
+            flipped[at] ^= 1 << (next() % 8);
+            inputs.push(flipped);
+        }
+    }
+    for (name, parse) in parsers() {
+        for input in &inputs {
+            let outcome = std::panic::catch_unwind(|| parse(input));
+            assert!(
+                outcome.is_ok(),
+                "{name} panicked on a {}-byte input",
+                input.len()
+            );
+        }
+    }
+}
