@@ -128,7 +128,21 @@ fn match_one(
     let mut candidates: BTreeMap<String, Advisory> = BTreeMap::new();
     for (ecosystem, package) in lookup_keys(component, distro.as_ref()) {
         for advisory in source.advisories_for_package(&ecosystem, &package)? {
-            candidates.entry(advisory.id.clone()).or_insert(advisory);
+            // The same id from two channels or two source records: consider every affected entry.
+            match candidates.get_mut(&advisory.id) {
+                Some(existing) => {
+                    for affected in advisory.affected {
+                        if !existing.affected.contains(&affected) {
+                            existing.affected.push(affected);
+                        }
+                    }
+                    existing.aliases.extend(advisory.aliases);
+                    existing.sources.extend(advisory.sources);
+                }
+                None => {
+                    candidates.insert(advisory.id.clone(), advisory);
+                }
+            }
         }
     }
     for (_, advisory) in candidates {
