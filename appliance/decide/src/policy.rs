@@ -87,9 +87,46 @@ impl Serialize for Pattern {
 
 impl<'de> Deserialize<'de> for Pattern {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Pattern::new(&text).map_err(serde::de::Error::custom)
+        deserializer.deserialize_str(ParseVisitor(Pattern::new, "a glob pattern"))
     }
+}
+
+/// Reads a scalar and checks it inside the visitor, so the YAML parser attaches the scalar's own
+/// line and column to the error (a check after deserialising would point at the enclosing map).
+struct ParseVisitor<T>(fn(&str) -> Result<T, String>, &'static str);
+
+impl<T> serde::de::Visitor<'_> for ParseVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.1)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<T, E> {
+        (self.0)(value).map_err(E::custom)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<T, E> {
+        (self.0)(&value.to_string()).map_err(E::custom)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<T, E> {
+        (self.0)(&value.to_string()).map_err(E::custom)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<T, E> {
+        (self.0)(&value.to_string()).map_err(E::custom)
+    }
+}
+
+macro_rules! deserialize_by_parsing {
+    ($type:ty, $parse:expr, $what:literal) => {
+        impl<'de> Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                deserializer.deserialize_any(ParseVisitor($parse, $what))
+            }
+        }
+    };
 }
 
 /// One pattern or a list of them (any may match).
@@ -159,23 +196,28 @@ fn holds<T: PartialOrd>(comparison: Comparison, value: T, bound: T) -> bool {
 }
 
 /// `severity: ">=high"` (or `high`, meaning exactly high).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(into = "String")]
 pub struct SeverityThreshold {
     pub comparison: Comparison,
     pub level: Level,
 }
 
-impl TryFrom<String> for SeverityThreshold {
-    type Error = String;
-    fn try_from(text: String) -> Result<Self, String> {
-        let (comparison, rest) = split_comparison(&text);
+impl SeverityThreshold {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (comparison, rest) = split_comparison(text);
         Ok(Self {
             comparison,
             level: rest.parse()?,
         })
     }
 }
+
+deserialize_by_parsing!(
+    SeverityThreshold,
+    SeverityThreshold::parse,
+    "a severity such as \">=high\""
+);
 
 impl From<SeverityThreshold> for String {
     fn from(value: SeverityThreshold) -> String {
@@ -204,40 +246,36 @@ impl SeverityThreshold {
 }
 
 /// `epss: ">=0.5"`: a bound on the EPSS probability (0..1).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "ScalarText", into = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(into = "String")]
 pub struct EpssThreshold {
     pub comparison: Comparison,
     pub score: f64,
 }
 
-/// A YAML scalar read as text (numbers too), for thresholds written either way.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum ScalarText {
-    Number(f64),
-    Text(String),
-}
-
-impl TryFrom<ScalarText> for EpssThreshold {
-    type Error = String;
-    fn try_from(value: ScalarText) -> Result<Self, String> {
-        let (comparison, score) = match value {
-            ScalarText::Number(n) => (Comparison::AtLeast, n),
-            ScalarText::Text(text) => {
-                let (comparison, rest) = split_comparison(&text);
-                let score = rest
-                    .parse::<f64>()
-                    .map_err(|_| format!("EPSS bound {text:?} is not a number"))?;
-                (comparison, score)
-            }
-        };
+impl EpssThreshold {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (comparison, rest) = split_comparison(text);
+        let score = rest
+            .parse::<f64>()
+            .map_err(|_| format!("EPSS bound {text:?} is not a number"))?;
         if !(0.0..=1.0).contains(&score) {
             return Err(format!("EPSS bound {score} is outside 0..1"));
         }
+        let comparison = if rest.len() == text.trim().len() {
+            Comparison::AtLeast
+        } else {
+            comparison
+        };
         Ok(Self { comparison, score })
     }
 }
+
+deserialize_by_parsing!(
+    EpssThreshold,
+    EpssThreshold::parse,
+    "an EPSS bound such as \">=0.5\""
+);
 
 impl From<EpssThreshold> for String {
     fn from(value: EpssThreshold) -> String {
@@ -252,17 +290,22 @@ impl EpssThreshold {
 }
 
 /// An expiry: a date (`2026-12-31`, valid through that day, UTC) or an RFC 3339 time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
 pub struct Until {
     text: String,
     /// First second at which the waiver no longer applies.
     expires_at: i64,
 }
 
-impl TryFrom<String> for Until {
-    type Error = String;
-    fn try_from(text: String) -> Result<Self, String> {
+deserialize_by_parsing!(
+    Until,
+    Until::parse,
+    "a date (YYYY-MM-DD) or an RFC 3339 time"
+);
+
+impl Until {
+    pub fn parse(text: &str) -> Result<Self, String> {
         use time::format_description::well_known::Rfc3339;
         let trimmed = text.trim();
         if let Ok(moment) = time::OffsetDateTime::parse(trimmed, &Rfc3339) {
