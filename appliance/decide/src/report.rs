@@ -163,17 +163,8 @@ pub struct Finding {
     /// How the advisory matched (which release / range / requirement).
     #[serde(rename = "match")]
     pub match_reason: String,
-    pub vex: VexSummary,
+    pub vex: VexDecision,
     pub decision: Decision,
-}
-
-/// The VEX decision as a finding carries it; `status` is `none` without claims.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VexSummary {
-    pub status: String,
-    #[serde(flatten)]
-    pub decision: VexDecision,
 }
 
 /// A component whose licence the policy does not allow.
@@ -634,10 +625,7 @@ pub fn evaluate(
             kev,
             epss,
             match_reason: matched.reason.clone(),
-            vex: VexSummary {
-                status: vex_status_text(vex_decision.status).to_owned(),
-                decision: vex_decision,
-            },
+            vex: vex_decision,
             decision,
         });
     }

@@ -74,7 +74,8 @@ pub struct ClaimRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VexDecision {
-    /// The consensus status; `None` when no usable claim exists.
+    /// The consensus status; `None` (written `"none"`) when no usable claim exists.
+    #[serde(with = "status_or_none")]
     pub status: Option<VexStatus>,
     /// Justification of the heaviest winning claim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -303,5 +304,26 @@ pub fn consensus(claims: &[&VexClaim], config: &VexConfig) -> VexDecision {
         conflict,
         claims: records,
         explanation,
+    }
+}
+
+/// `Option<VexStatus>` as a string that is `"none"` for `None`.
+mod status_or_none {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use stella_importer::vex::VexStatus;
+
+    pub fn serialize<S: Serializer>(status: &Option<VexStatus>, s: S) -> Result<S::Ok, S::Error> {
+        match status {
+            Some(status) => status.serialize(s),
+            None => s.serialize_str("none"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<VexStatus>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text == "none" {
+            return Ok(None);
+        }
+        VexStatus::deserialize(serde::de::value::StrDeserializer::<D::Error>::new(&text)).map(Some)
     }
 }
