@@ -6,6 +6,7 @@
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use stella_importer::model::{
@@ -21,7 +22,7 @@ use crate::version::{self, VersionError, VersionScheme};
 pub struct Match {
     /// Index of the component in the input slice.
     pub component: usize,
-    pub advisory: Advisory,
+    pub advisory: Arc<Advisory>,
     /// The version that fixes it for this component, when one is known.
     pub fixed_version: Option<String>,
     /// A sentence saying which affected entry matched and how.
@@ -125,19 +126,23 @@ fn match_one(
         });
         return Ok(());
     }
-    let mut candidates: BTreeMap<String, Advisory> = BTreeMap::new();
+    let mut candidates: BTreeMap<String, Arc<Advisory>> = BTreeMap::new();
     for (ecosystem, package) in lookup_keys(component, distro.as_ref()) {
         for advisory in source.advisories_for_package(&ecosystem, &package)? {
             // The same id from two channels or two source records: consider every affected entry.
             match candidates.get_mut(&advisory.id) {
                 Some(existing) => {
-                    for affected in advisory.affected {
-                        if !existing.affected.contains(&affected) {
-                            existing.affected.push(affected);
+                    if Arc::ptr_eq(existing, &advisory) {
+                        continue;
+                    }
+                    let merged = Arc::make_mut(existing);
+                    for affected in &advisory.affected {
+                        if !merged.affected.contains(affected) {
+                            merged.affected.push(affected.clone());
                         }
                     }
-                    existing.aliases.extend(advisory.aliases);
-                    existing.sources.extend(advisory.sources);
+                    merged.aliases.extend(advisory.aliases.iter().cloned());
+                    merged.sources.extend(advisory.sources.iter().cloned());
                 }
                 None => {
                     candidates.insert(advisory.id.clone(), advisory);

@@ -1,7 +1,7 @@
 //! Evaluation and the report: SBOM components x advisories x VEX x policy -> verdict, with the
 //! rule and the VEX decision behind every finding. The JSON form is specified in `docs/report.md`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use stella_core::Clock;
@@ -503,6 +503,74 @@ fn rfc3339(now: u64) -> String {
         .unwrap_or_else(|| now.to_string())
 }
 
+/// What a finding takes from its advisory alone.
+struct AdvisoryFacts {
+    severity: SeverityInfo,
+    kev: Option<KevInfo>,
+    epss: Option<EpssInfo>,
+    /// VEX claims from the source about the advisory id and every alias.
+    claims: Vec<VexClaim>,
+}
+
+fn advisory_facts(
+    advisory: &Advisory,
+    source: &dyn AdvisorySource,
+) -> Result<AdvisoryFacts, SourceError> {
+    let ids: Vec<&str> = std::iter::once(advisory.id.as_str())
+        .chain(advisory.aliases.iter().map(String::as_str))
+        .collect();
+    // KEV and EPSS: the advisory's own, else the feed's entry for any CVE id.
+    let first_cve = ids
+        .iter()
+        .find(|id| is_cve(id))
+        .map(|cve| (*cve).to_owned());
+    let mut kev = advisory.kev.as_ref().and_then(|k| {
+        first_cve.as_ref().map(|cve| KevInfo {
+            cve: cve.clone(),
+            date_added: k.date_added.clone(),
+            ransomware: k.ransomware.clone(),
+        })
+    });
+    let mut epss = advisory.epss.as_ref().and_then(|e| {
+        first_cve.as_ref().map(|cve| EpssInfo {
+            cve: cve.clone(),
+            score: e.score,
+            percentile: e.percentile,
+        })
+    });
+    let mut claims = Vec::new();
+    for id in &ids {
+        claims.extend(source.vex_claims_for(id)?);
+        if !is_cve(id) {
+            continue;
+        }
+        if kev.is_none()
+            && let Some(entry) = source.kev(id)?
+        {
+            kev = Some(KevInfo {
+                cve: entry.cve,
+                date_added: entry.date_added,
+                ransomware: entry.ransomware,
+            });
+        }
+        if let Some(entry) = source.epss(id)?
+            && epss.as_ref().is_none_or(|e| entry.score > e.score)
+        {
+            epss = Some(EpssInfo {
+                cve: entry.cve,
+                score: entry.score,
+                percentile: entry.percentile,
+            });
+        }
+    }
+    Ok(AdvisoryFacts {
+        severity: severity::of_advisory(advisory),
+        kev,
+        epss,
+        claims,
+    })
+}
+
 /// Evaluates components against advisories, VEX and policy.
 ///
 /// `vex` holds claims from uploads; claims from the advisory source are added. The result is a
@@ -525,63 +593,27 @@ pub fn evaluate(
             .or_default()
             .push(claim);
     }
-    let mut claim_cache: BTreeMap<String, Vec<VexClaim>> = BTreeMap::new();
+    // Everything that depends on the advisory alone is computed once per advisory id.
+    let mut per_advisory: HashMap<String, AdvisoryFacts> = HashMap::new();
     let mut findings = Vec::with_capacity(found.matches.len());
     for matched in &found.matches {
         let component = &components[matched.component];
-        let advisory = &matched.advisory;
-        let ids: Vec<&str> = std::iter::once(advisory.id.as_str())
-            .chain(advisory.aliases.iter().map(String::as_str))
+        let advisory = &*matched.advisory;
+        if !per_advisory.contains_key(&advisory.id) {
+            let computed = advisory_facts(advisory, source)?;
+            per_advisory.insert(advisory.id.clone(), computed);
+        }
+        let Some(known) = per_advisory.get(&advisory.id) else {
+            continue;
+        };
+        let ids = std::iter::once(advisory.id.as_str())
+            .chain(advisory.aliases.iter().map(String::as_str));
+        let mut applicable: Vec<&VexClaim> = known
+            .claims
+            .iter()
+            .filter(|c| vex::claim_applies(c, &component.purl))
             .collect();
-        // KEV and EPSS: the advisory's own, else the feed's entry for any CVE id.
-        let mut kev = advisory.kev.as_ref().and_then(|k| {
-            ids.iter().find(|id| is_cve(id)).map(|cve| KevInfo {
-                cve: (*cve).to_owned(),
-                date_added: k.date_added.clone(),
-                ransomware: k.ransomware.clone(),
-            })
-        });
-        let mut epss: Option<EpssInfo> = advisory.epss.as_ref().and_then(|e| {
-            ids.iter().find(|id| is_cve(id)).map(|cve| EpssInfo {
-                cve: (*cve).to_owned(),
-                score: e.score,
-                percentile: e.percentile,
-            })
-        });
-        for id in ids.iter().filter(|id| is_cve(id)) {
-            if kev.is_none()
-                && let Some(entry) = source.kev(id)?
-            {
-                kev = Some(KevInfo {
-                    cve: entry.cve,
-                    date_added: entry.date_added,
-                    ransomware: entry.ransomware,
-                });
-            }
-            if let Some(entry) = source.epss(id)?
-                && epss.as_ref().is_none_or(|e| entry.score > e.score)
-            {
-                epss = Some(EpssInfo {
-                    cve: entry.cve,
-                    score: entry.score,
-                    percentile: entry.percentile,
-                });
-            }
-        }
-        let mut applicable: Vec<&VexClaim> = Vec::new();
-        for id in &ids {
-            if !claim_cache.contains_key(*id) {
-                claim_cache.insert((*id).to_owned(), source.vex_claims_for(id)?);
-            }
-        }
-        for id in &ids {
-            if let Some(claims) = claim_cache.get(*id) {
-                applicable.extend(
-                    claims
-                        .iter()
-                        .filter(|c| vex::claim_applies(c, &component.purl)),
-                );
-            }
+        for id in ids {
             if let Some(claims) = uploaded.get(id) {
                 applicable.extend(
                     claims
@@ -592,7 +624,9 @@ pub fn evaluate(
             }
         }
         let vex_decision = vex::consensus(&applicable, &policy.vex);
-        let severity = severity::of_advisory(advisory);
+        let severity = known.severity.clone();
+        let kev = known.kev.clone();
+        let epss = known.epss.clone();
         let facts = Facts {
             subject,
             component,

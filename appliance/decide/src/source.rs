@@ -2,6 +2,7 @@
 //! feed store's `Generation` and by an in-memory source for tests and benchmarks.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use stella_importer::VexClaim;
 use stella_importer::model::{Advisory, EpssEntry, KevEntry};
@@ -14,12 +15,13 @@ pub struct SourceError(pub String);
 /// The lookups the decider needs.
 pub trait AdvisorySource {
     /// Advisories with an affected entry for `package` in `ecosystem` (exact names, as the kit
-    /// writes them: the *source* package for distros).
+    /// writes them: the *source* package for distros). Shared, so in-memory sources hand out
+    /// their records without copying them.
     fn advisories_for_package(
         &self,
         ecosystem: &str,
         package: &str,
-    ) -> Result<Vec<Advisory>, SourceError>;
+    ) -> Result<Vec<Arc<Advisory>>, SourceError>;
 
     /// VEX claims about one vulnerability id.
     fn vex_claims_for(&self, vulnerability: &str) -> Result<Vec<VexClaim>, SourceError>;
@@ -31,15 +33,19 @@ pub trait AdvisorySource {
     fn epss(&self, cve: &str) -> Result<Option<EpssEntry>, SourceError>;
 }
 
+#[cfg(feature = "feeds")]
 impl AdvisorySource for stella_feeds::Generation {
     fn advisories_for_package(
         &self,
         ecosystem: &str,
         package: &str,
-    ) -> Result<Vec<Advisory>, SourceError> {
+    ) -> Result<Vec<Arc<Advisory>>, SourceError> {
         let found = stella_feeds::Generation::advisories_for_package(self, ecosystem, package)
             .map_err(|e| SourceError(e.to_string()))?;
-        Ok(found.into_iter().map(|(_, advisory)| advisory).collect())
+        Ok(found
+            .into_iter()
+            .map(|(_, advisory)| Arc::new(advisory))
+            .collect())
     }
 
     fn vex_claims_for(&self, vulnerability: &str) -> Result<Vec<VexClaim>, SourceError> {
@@ -59,7 +65,7 @@ impl AdvisorySource for stella_feeds::Generation {
 /// An advisory source held in memory, indexed like the feed store (ecosystem + package).
 #[derive(Debug, Default, Clone)]
 pub struct MemorySource {
-    advisories: Vec<Advisory>,
+    advisories: Vec<Arc<Advisory>>,
     by_package: HashMap<(String, String), Vec<usize>>,
     vex: HashMap<String, Vec<VexClaim>>,
     kev: HashMap<String, KevEntry>,
@@ -84,7 +90,7 @@ impl MemorySource {
         for key in keys {
             self.by_package.entry(key).or_default().push(index);
         }
-        self.advisories.push(advisory);
+        self.advisories.push(Arc::new(advisory));
     }
 
     pub fn add_vex_claim(&mut self, claim: VexClaim) {
@@ -117,7 +123,7 @@ impl AdvisorySource for MemorySource {
         &self,
         ecosystem: &str,
         package: &str,
-    ) -> Result<Vec<Advisory>, SourceError> {
+    ) -> Result<Vec<Arc<Advisory>>, SourceError> {
         Ok(self
             .by_package
             .get(&(ecosystem.to_owned(), package.to_owned()))
