@@ -126,57 +126,49 @@ fn match_one(
         });
         return Ok(());
     }
-    let mut candidates: BTreeMap<String, Arc<Advisory>> = BTreeMap::new();
+    // The same id can come from several records (a DSA and a DLA, two channels): every affected
+    // entry of every record counts, and the records are merged only for a match.
+    let mut candidates: BTreeMap<String, Vec<Arc<Advisory>>> = BTreeMap::new();
     for (ecosystem, package) in lookup_keys(component, distro.as_ref()) {
         for advisory in source.advisories_for_package(&ecosystem, &package)? {
-            // The same id from two channels or two source records: consider every affected entry.
-            match candidates.get_mut(&advisory.id) {
-                Some(existing) => {
-                    if Arc::ptr_eq(existing, &advisory) {
-                        continue;
-                    }
-                    let merged = Arc::make_mut(existing);
-                    for affected in &advisory.affected {
-                        if !merged.affected.contains(affected) {
-                            merged.affected.push(affected.clone());
-                        }
-                    }
-                    merged.aliases.extend(advisory.aliases.iter().cloned());
-                    merged.sources.extend(advisory.sources.iter().cloned());
-                }
-                None => {
-                    candidates.insert(advisory.id.clone(), advisory);
-                }
+            let records = candidates.entry(advisory.id.clone()).or_default();
+            if !records.iter().any(|r| Arc::ptr_eq(r, &advisory)) {
+                records.push(advisory);
             }
         }
     }
-    for (_, advisory) in candidates {
-        if advisory.withdrawn.is_some() {
-            continue;
-        }
+    for (id, records) in candidates {
         let mut best: Option<(Option<String>, String)> = None;
-        for affected in &advisory.affected {
-            let verdict = match &distro {
-                Some(release) => check_distro(component, release, affected),
-                None => check_language(component, affected),
-            };
-            match verdict {
-                Ok(Some(Verdict::Affected { fixed, reason })) => {
-                    if best.is_none()
-                        || (best.as_ref().is_some_and(|b| b.0.is_none()) && fixed.is_some())
-                    {
-                        best = Some((fixed, reason));
+        for advisory in &records {
+            if advisory.withdrawn.is_some() {
+                continue;
+            }
+            for affected in &advisory.affected {
+                let verdict = match &distro {
+                    Some(release) => check_distro(component, release, affected),
+                    None => check_language(component, affected),
+                };
+                match verdict {
+                    Ok(Some(Verdict::Affected { fixed, reason })) => {
+                        if best.is_none()
+                            || (best.as_ref().is_some_and(|b| b.0.is_none()) && fixed.is_some())
+                        {
+                            best = Some((fixed, reason));
+                        }
                     }
+                    Ok(Some(Verdict::NotAffected)) | Ok(None) => {}
+                    Err(error) => out.unknowns.push(Unknown {
+                        purl: component.purl.clone(),
+                        advisory: Some(id.clone()),
+                        reason: error.to_string(),
+                    }),
                 }
-                Ok(Some(Verdict::NotAffected)) | Ok(None) => {}
-                Err(error) => out.unknowns.push(Unknown {
-                    purl: component.purl.clone(),
-                    advisory: Some(advisory.id.clone()),
-                    reason: error.to_string(),
-                }),
             }
         }
         if let Some((fixed_version, reason)) = best {
+            let Some(advisory) = merge(records) else {
+                continue;
+            };
             out.matches.push(Match {
                 component: index,
                 advisory,
@@ -186,6 +178,31 @@ fn match_one(
         }
     }
     Ok(())
+}
+
+/// One advisory from the records that share its id (the first record, with the others' affected
+/// entries, aliases and sources added).
+fn merge(records: Vec<Arc<Advisory>>) -> Option<Arc<Advisory>> {
+    let mut records = records.into_iter();
+    let mut first = records.next()?;
+    let rest: Vec<Arc<Advisory>> = records.collect();
+    if rest.is_empty() {
+        return Some(first);
+    }
+    let merged = Arc::make_mut(&mut first);
+    for other in rest {
+        for affected in &other.affected {
+            if !merged.affected.contains(affected) {
+                merged.affected.push(affected.clone());
+            }
+        }
+        merged.aliases.extend(other.aliases.iter().cloned());
+        merged.sources.extend(other.sources.iter().cloned());
+        merged.related.extend(other.related.iter().cloned());
+    }
+    let id = merged.id.clone();
+    merged.aliases.remove(&id);
+    Some(first)
 }
 
 /// A distro package against one affected entry: only the entry for this release counts.

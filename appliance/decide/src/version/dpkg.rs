@@ -34,9 +34,26 @@ fn parse(version: &str) -> Result<debversion::Version, VersionError> {
             format!("invalid character {bad:?}"),
         ));
     }
-    trimmed
-        .parse::<debversion::Version>()
-        .map_err(|e| VersionError::new("dpkg", version, e.to_string()))
+    // Split as dpkg's parseversion does (epoch up to the first colon, revision after the last
+    // hyphen) and let `debversion` order the parts; this avoids its regex on the hot path.
+    let (epoch, rest) = match trimmed.split_once(':') {
+        Some((epoch, rest)) => {
+            let epoch = epoch
+                .parse::<u32>()
+                .map_err(|e| VersionError::new("dpkg", version, format!("epoch: {e}")))?;
+            (Some(epoch), rest)
+        }
+        None => (None, trimmed),
+    };
+    let (upstream, revision) = match rest.rsplit_once('-') {
+        Some((upstream, revision)) => (upstream, Some(revision.to_owned())),
+        None => (rest, None),
+    };
+    Ok(debversion::Version {
+        epoch,
+        upstream_version: upstream.to_owned(),
+        debian_revision: revision,
+    })
 }
 
 impl VersionScheme for Dpkg {
