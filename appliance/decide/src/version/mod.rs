@@ -136,6 +136,24 @@ mod tests {
     }
 
     #[test]
+    fn odd_inputs_do_not_panic_any_scheme() {
+        for input in [
+            &b""[..],
+            b"\0",
+            b"1.0\0\xff\xfe",
+            b"-\0-\0||",
+            b"0:\0:\0^",
+            b"1-\x00-1\0>=1 <2",
+            "\u{0668}.\u{00e9}\0\u{1d7e4}".as_bytes(),
+            b"1.0.0.0.0.0-a.b.c.0001\0999999999999999999999999999.1",
+            b"~~~^^^\0___+++",
+            b"v\0v1.2.3-\0^x",
+        ] {
+            compare_all_schemes(input);
+        }
+    }
+
+    #[test]
     fn ecosystems_choose_their_scheme() {
         assert_eq!(
             scheme_for_ecosystem("Debian:12").map(|s| s.id()),
@@ -152,4 +170,25 @@ mod tests {
         );
         assert!(scheme_for_ecosystem("Hackage").is_none());
     }
+}
+
+/// Compares two versions with every scheme and checks a requirement with the schemes that have
+/// one; the input is split at NUL bytes into `a`, `b` and a requirement. For fuzzing: it must
+/// never panic, whatever the bytes. Returns how many comparisons succeeded.
+pub fn compare_all_schemes(bytes: &[u8]) -> usize {
+    let text = String::from_utf8_lossy(bytes);
+    let mut parts = text.split('\0');
+    let a = parts.next().unwrap_or("");
+    let b = parts.next().unwrap_or("");
+    let requirement = parts.next().unwrap_or("");
+    let mut succeeded = 0;
+    for scheme in SCHEMES {
+        if scheme.compare(a, b).is_ok() {
+            succeeded += 1;
+        }
+        if scheme.satisfies(a, requirement).is_ok() {
+            succeeded += 1;
+        }
+    }
+    succeeded
 }
