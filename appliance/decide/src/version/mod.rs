@@ -122,6 +122,27 @@ pub(crate) fn compare_digit_runs(a: &str, b: &str) -> Ordering {
     a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
+/// Compares two versions with every scheme and checks a requirement with the schemes that have
+/// one; the input is split at NUL bytes into `a`, `b` and a requirement. For fuzzing: it must
+/// never panic, whatever the bytes. Returns how many comparisons succeeded.
+pub fn compare_all_schemes(bytes: &[u8]) -> usize {
+    let text = String::from_utf8_lossy(bytes);
+    let mut parts = text.split('\0');
+    let a = parts.next().unwrap_or("");
+    let b = parts.next().unwrap_or("");
+    let requirement = parts.next().unwrap_or("");
+    let mut succeeded = 0;
+    for scheme in SCHEMES {
+        if scheme.compare(a, b).is_ok() {
+            succeeded += 1;
+        }
+        if scheme.satisfies(a, requirement).is_ok() {
+            succeeded += 1;
+        }
+    }
+    succeeded
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,25 +191,4 @@ mod tests {
         );
         assert!(scheme_for_ecosystem("Hackage").is_none());
     }
-}
-
-/// Compares two versions with every scheme and checks a requirement with the schemes that have
-/// one; the input is split at NUL bytes into `a`, `b` and a requirement. For fuzzing: it must
-/// never panic, whatever the bytes. Returns how many comparisons succeeded.
-pub fn compare_all_schemes(bytes: &[u8]) -> usize {
-    let text = String::from_utf8_lossy(bytes);
-    let mut parts = text.split('\0');
-    let a = parts.next().unwrap_or("");
-    let b = parts.next().unwrap_or("");
-    let requirement = parts.next().unwrap_or("");
-    let mut succeeded = 0;
-    for scheme in SCHEMES {
-        if scheme.compare(a, b).is_ok() {
-            succeeded += 1;
-        }
-        if scheme.satisfies(a, requirement).is_ok() {
-            succeeded += 1;
-        }
-    }
-    succeeded
 }
