@@ -17,7 +17,12 @@ use stella_importer::model::{Advisory, DistroStatus, RangeEvent};
 use stella_importer::sources::SourceKind;
 
 const COMPONENTS: usize = 5_000;
-const RUNS: usize = 15;
+fn runs() -> usize {
+    std::env::var("DECIDE_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(15)
+}
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -275,7 +280,7 @@ fn main() {
         }
     }
     let baseline = median(
-        (0..RUNS)
+        (0..runs())
             .map(|_| {
                 let start = Instant::now();
                 let mut hits = 0usize;
@@ -304,7 +309,7 @@ fn main() {
     let clock = FixedClock(1_767_225_600);
     let mut findings = 0;
     let decide = median(
-        (0..RUNS)
+        (0..runs())
             .map(|_| {
                 let start = Instant::now();
                 let report = evaluate(

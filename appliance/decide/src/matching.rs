@@ -5,7 +5,6 @@
 //! ranges (`ECOSYSTEM`, `SEMVER`), explicit version lists and native requirements (npm, Cargo).
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -128,16 +127,24 @@ fn match_one(
     }
     // The same id can come from several records (a DSA and a DLA, two channels): every affected
     // entry of every record counts, and the records are merged only for a match.
-    let mut candidates: BTreeMap<String, Vec<Arc<Advisory>>> = BTreeMap::new();
+    let mut found: Vec<Arc<Advisory>> = Vec::new();
     for (ecosystem, package) in lookup_keys(component, distro.as_ref()) {
-        for advisory in source.advisories_for_package(&ecosystem, &package)? {
-            let records = candidates.entry(advisory.id.clone()).or_default();
-            if !records.iter().any(|r| Arc::ptr_eq(r, &advisory)) {
-                records.push(advisory);
-            }
-        }
+        found.extend(source.advisories_for_package(&ecosystem, &package)?);
     }
-    for (id, records) in candidates {
+    found.sort_unstable_by(|a, b| {
+        a.id.cmp(&b.id)
+            .then_with(|| Arc::as_ptr(a).cmp(&Arc::as_ptr(b)))
+    });
+    found.dedup_by(|a, b| Arc::ptr_eq(a, b));
+    let mut start = 0;
+    while start < found.len() {
+        let id = found[start].id.clone();
+        let end = found[start..]
+            .iter()
+            .position(|a| a.id != id)
+            .map_or(found.len(), |offset| start + offset);
+        let records: Vec<Arc<Advisory>> = found[start..end].to_vec();
+        start = end;
         let mut best: Option<(Option<String>, String)> = None;
         for advisory in &records {
             if advisory.withdrawn.is_some() {

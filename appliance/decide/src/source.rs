@@ -66,7 +66,8 @@ impl AdvisorySource for stella_feeds::Generation {
 #[derive(Debug, Default, Clone)]
 pub struct MemorySource {
     advisories: Vec<Arc<Advisory>>,
-    by_package: HashMap<(String, String), Vec<usize>>,
+    /// ecosystem -> package -> indices into `advisories` (nested so lookups need no allocation).
+    by_package: HashMap<String, HashMap<String, Vec<usize>>>,
     vex: HashMap<String, Vec<VexClaim>>,
     kev: HashMap<String, KevEntry>,
     epss: HashMap<String, EpssEntry>,
@@ -87,8 +88,13 @@ impl MemorySource {
             .collect();
         keys.sort();
         keys.dedup();
-        for key in keys {
-            self.by_package.entry(key).or_default().push(index);
+        for (ecosystem, package) in keys {
+            self.by_package
+                .entry(ecosystem)
+                .or_default()
+                .entry(package)
+                .or_default()
+                .push(index);
         }
         self.advisories.push(Arc::new(advisory));
     }
@@ -126,7 +132,8 @@ impl AdvisorySource for MemorySource {
     ) -> Result<Vec<Arc<Advisory>>, SourceError> {
         Ok(self
             .by_package
-            .get(&(ecosystem.to_owned(), package.to_owned()))
+            .get(ecosystem)
+            .and_then(|packages| packages.get(package))
             .map(|indices| {
                 indices
                     .iter()
