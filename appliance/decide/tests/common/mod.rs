@@ -35,6 +35,32 @@ fn add(source: &mut MemorySource, parsed: Parsed) {
     }
 }
 
+/// The raw records of the e2e advisory set, as the importer's parsers give them.
+pub fn e2e_records() -> Vec<stella_importer::Advisory> {
+    use stella_importer::sources::{alpine, debian_list, nodejs, osv};
+    let mut parsed = Parsed::default();
+    for path in files("e2e/pypa") {
+        let bytes = std::fs::read(&path).unwrap();
+        parsed.extend(osv::parse(&path.display().to_string(), &bytes));
+    }
+    parsed.extend(debian_list::parse(
+        "debian-dsa",
+        "DSA-list",
+        &read("e2e/debian/DSA-list"),
+    ));
+    parsed.extend(alpine::parse(
+        "v3.11-main.yaml",
+        &read("e2e/alpine/v3.11-main.yaml"),
+    ));
+    parsed.extend(nodejs::parse("npm/1.json", &read("e2e/nodejs/npm-1.json")));
+    parsed.extend(osv::parse(
+        "GO-2020-0001.json",
+        &read("e2e/go/GO-2020-0001.json"),
+    ));
+    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+    parsed.advisories
+}
+
 /// The e2e advisory set: PyPA OSV (jinja2, urllib3), a Debian DSA list excerpt, Alpine secdb
 /// v3.11, one Node.js security-wg npm entry and one Go vulndb entry.
 pub fn e2e_source() -> MemorySource {
