@@ -174,6 +174,32 @@ mod tests {
         }
     }
 
+    /// A cheap deterministic stand-in for the fuzz target: many short strings over the
+    /// characters the schemes treat specially must never panic.
+    #[test]
+    fn generated_versions_do_not_panic_any_scheme() {
+        let alphabet: Vec<char> = "0123456789.-_~^+:vxrpabcé |<>=*".chars().collect();
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            let length = next() % 14;
+            for _ in 0..length {
+                let pick = next() % (alphabet.len() as u64 + 2);
+                match alphabet.get(pick as usize) {
+                    Some(c) => text.push(*c),
+                    None => text.push('\0'),
+                }
+            }
+            compare_all_schemes(text.as_bytes());
+        }
+    }
+
     #[test]
     fn ecosystems_choose_their_scheme() {
         assert_eq!(
