@@ -65,6 +65,8 @@ impl DistroFamily {
 pub struct DistroRelease {
     pub family: DistroFamily,
     pub version: String,
+    /// Names an advisory may use for this release (computed once: matching asks per entry).
+    names: Vec<String>,
 }
 
 impl DistroRelease {
@@ -81,26 +83,30 @@ impl DistroRelease {
         if version.is_empty() {
             return None;
         }
+        let names = match family {
+            DistroFamily::Debian => {
+                let major = version.split('.').next().unwrap_or(version);
+                let mut names = vec![major.to_owned()];
+                names.extend(debian_codename(major).map(str::to_owned));
+                names
+            }
+            DistroFamily::Alpine => {
+                let major_minor = major_minor(version);
+                vec![format!("v{major_minor}"), major_minor]
+            }
+            DistroFamily::Ubuntu => vec![version.to_owned()],
+        };
         Some(Self {
             family,
             version: version.to_owned(),
+            names,
         })
     }
 
     /// Whether a release name as an advisory writes it (`bookworm`, `v3.20`, `12`) is this release.
     pub fn is_named(&self, release: &str) -> bool {
         let release = release.trim();
-        match self.family {
-            DistroFamily::Debian => {
-                let major = self.version.split('.').next().unwrap_or(&self.version);
-                release == major || debian_codename(major) == Some(release)
-            }
-            DistroFamily::Alpine => {
-                let wanted = major_minor(&self.version);
-                major_minor(release.trim_start_matches('v')) == wanted
-            }
-            DistroFamily::Ubuntu => release == self.version,
-        }
+        self.names.iter().any(|name| name == release)
     }
 
     /// Whether an OSV ecosystem with a release suffix (`Debian:12`, `Alpine:v3.20`,

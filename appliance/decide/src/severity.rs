@@ -122,3 +122,61 @@ pub fn of_advisory(advisory: &Advisory) -> SeverityInfo {
         vector: best.map(|(_, v)| v),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use stella_importer::model::Severity;
+
+    use super::*;
+
+    fn severity(kind: &str, vector: &str, score: Option<f64>) -> Severity {
+        Severity {
+            kind: kind.into(),
+            vector: vector.into(),
+            score,
+            source: "test:1".into(),
+        }
+    }
+
+    #[test]
+    fn highest_cvss_is_scored_from_its_vector_and_banded() {
+        let mut advisory = Advisory::new("CVE-2021-44228", "test:1");
+        advisory.severities = vec![
+            severity(
+                "CVSS_V3",
+                "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H",
+                None,
+            ),
+            severity(
+                "CVSS_V3",
+                "CVSS:3.1/AV:L/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N",
+                None,
+            ),
+            severity("TEXT", "moderate", None),
+        ];
+        let info = of_advisory(&advisory);
+        assert_eq!(info.cvss, Some(10.0));
+        assert_eq!(info.level, Level::Critical);
+        assert!(info.vector.unwrap().contains("S:C"));
+    }
+
+    #[test]
+    fn qualitative_rating_counts_when_it_is_higher() {
+        let mut advisory = Advisory::new("GHSA-x", "test:1");
+        advisory.severities = vec![
+            severity(
+                "CVSS_V3",
+                "CVSS:3.1/AV:L/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N",
+                None,
+            ),
+            severity("TEXT", "high", None),
+        ];
+        let info = of_advisory(&advisory);
+        assert_eq!(info.level, Level::High);
+        assert!(info.cvss.unwrap() < 4.0);
+        assert_eq!(
+            of_advisory(&Advisory::new("X", "t:1")).level,
+            Level::Unknown
+        );
+    }
+}
