@@ -127,6 +127,13 @@ fn match_one(
     }
     // The same id can come from several records (a DSA and a DLA, two channels): every affected
     // entry of every record counts, and the records are merged only for a match.
+    // dpkg versions are parsed once per component, not once per advisory entry.
+    let installed_dpkg = match distro.as_ref().map(|d| d.family) {
+        Some(DistroFamily::Debian | DistroFamily::Ubuntu) => {
+            version::dpkg::parse(component.advisory_version()).ok()
+        }
+        _ => None,
+    };
     let mut found: Vec<Arc<Advisory>> = Vec::new();
     for (ecosystem, package) in lookup_keys(component, distro.as_ref()) {
         found.extend(source.advisories_for_package(&ecosystem, &package)?);
@@ -138,21 +145,23 @@ fn match_one(
     found.dedup_by(|a, b| Arc::ptr_eq(a, b));
     let mut start = 0;
     while start < found.len() {
-        let id = found[start].id.clone();
+        let id = found[start].id.as_str();
         let end = found[start..]
             .iter()
             .position(|a| a.id != id)
             .map_or(found.len(), |offset| start + offset);
-        let records: Vec<Arc<Advisory>> = found[start..end].to_vec();
+        let records = &found[start..end];
         start = end;
         let mut best: Option<(Option<String>, String)> = None;
-        for advisory in &records {
+        for advisory in records {
             if advisory.withdrawn.is_some() {
                 continue;
             }
             for affected in &advisory.affected {
                 let verdict = match &distro {
-                    Some(release) => check_distro(component, release, affected),
+                    Some(release) => {
+                        check_distro(component, release, affected, installed_dpkg.as_ref())
+                    }
                     None => check_language(component, affected),
                 };
                 match verdict {
@@ -166,7 +175,7 @@ fn match_one(
                     Ok(Some(Verdict::NotAffected)) | Ok(None) => {}
                     Err(error) => out.unknowns.push(Unknown {
                         purl: component.purl.clone(),
-                        advisory: Some(id.clone()),
+                        advisory: Some(id.to_owned()),
                         reason: error.to_string(),
                     }),
                 }
@@ -189,10 +198,9 @@ fn match_one(
 
 /// One advisory from the records that share its id (the first record, with the others' affected
 /// entries, aliases and sources added).
-fn merge(records: Vec<Arc<Advisory>>) -> Option<Arc<Advisory>> {
-    let mut records = records.into_iter();
-    let mut first = records.next()?;
-    let rest: Vec<Arc<Advisory>> = records.collect();
+fn merge(records: &[Arc<Advisory>]) -> Option<Arc<Advisory>> {
+    let (first, rest) = records.split_first()?;
+    let mut first = Arc::clone(first);
     if rest.is_empty() {
         return Some(first);
     }
@@ -217,6 +225,7 @@ fn check_distro(
     component: &Component,
     release: &DistroRelease,
     affected: &Affected,
+    installed_dpkg: Option<&debversion::Version>,
 ) -> Result<Option<Verdict>, VersionError> {
     let family = release.family.ecosystem();
     let base = affected.ecosystem.split(':').next().unwrap_or("");
@@ -255,7 +264,13 @@ fn check_distro(
                 let Some(fixed) = entry.fixed_version.as_deref() else {
                     return Ok(None);
                 };
-                if scheme.compare(installed, fixed)? == Ordering::Less {
+                let ordering = match installed_dpkg {
+                    Some(parsed) if scheme.id() == "dpkg" => {
+                        parsed.cmp(&version::dpkg::parse(fixed)?)
+                    }
+                    _ => scheme.compare(installed, fixed)?,
+                };
+                if ordering == Ordering::Less {
                     Verdict::Affected {
                         fixed: Some(fixed.to_owned()),
                         reason: format!(

@@ -104,6 +104,36 @@ pub struct Decision {
     pub trace: Vec<String>,
 }
 
+/// A value shared by many findings (the same component or advisory appears in several), written
+/// and read exactly like the value itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shared<T>(pub std::sync::Arc<T>);
+
+impl<T> Shared<T> {
+    pub fn new(value: T) -> Self {
+        Self(std::sync::Arc::new(value))
+    }
+}
+
+impl<T> std::ops::Deref for Shared<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Serialize> Serialize for Shared<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (*self.0).serialize(serializer)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Shared<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        T::deserialize(deserializer).map(Shared::new)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentRef {
@@ -148,18 +178,18 @@ pub struct EpssInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Finding {
-    pub component: ComponentRef,
-    pub advisory: AdvisoryRef,
+    pub component: Shared<ComponentRef>,
+    pub advisory: Shared<AdvisoryRef>,
     #[serde(default)]
     pub layer_digest: Option<String>,
     pub used_by_entrypoint: bool,
     #[serde(default)]
     pub fixed_version: Option<String>,
-    pub severity: SeverityInfo,
+    pub severity: Shared<SeverityInfo>,
     #[serde(default)]
-    pub kev: Option<KevInfo>,
+    pub kev: Option<Shared<KevInfo>>,
     #[serde(default)]
-    pub epss: Option<EpssInfo>,
+    pub epss: Option<Shared<EpssInfo>>,
     /// How the advisory matched (which release / range / requirement).
     #[serde(rename = "match")]
     pub match_reason: String,
@@ -505,9 +535,10 @@ fn rfc3339(now: u64) -> String {
 
 /// What a finding takes from its advisory alone.
 struct AdvisoryFacts {
-    severity: SeverityInfo,
-    kev: Option<KevInfo>,
-    epss: Option<EpssInfo>,
+    reference: Shared<AdvisoryRef>,
+    severity: Shared<SeverityInfo>,
+    kev: Option<Shared<KevInfo>>,
+    epss: Option<Shared<EpssInfo>>,
     /// VEX claims from the source about the advisory id and every alias.
     claims: Vec<VexClaim>,
 }
@@ -564,9 +595,15 @@ fn advisory_facts(
         }
     }
     Ok(AdvisoryFacts {
-        severity: severity::of_advisory(advisory),
-        kev,
-        epss,
+        reference: Shared::new(AdvisoryRef {
+            id: advisory.id.clone(),
+            aliases: advisory.aliases.iter().cloned().collect(),
+            sources: advisory.sources.iter().cloned().collect(),
+            summary: advisory.summary.clone(),
+        }),
+        severity: Shared::new(severity::of_advisory(advisory)),
+        kev: kev.map(Shared::new),
+        epss: epss.map(Shared::new),
         claims,
     })
 }
@@ -594,16 +631,20 @@ pub fn evaluate(
             .push(claim);
     }
     // Everything that depends on the advisory alone is computed once per advisory id.
-    let mut per_advisory: HashMap<String, AdvisoryFacts> = HashMap::new();
+    // Keyed by the shared record (not the id: records that share an id may differ before a kit
+    // merges them); `found` keeps every record alive, so the addresses are stable.
+    let mut per_advisory: HashMap<*const Advisory, AdvisoryFacts> = HashMap::new();
+    let mut component_refs: Vec<Option<Shared<ComponentRef>>> = vec![None; components.len()];
     let mut findings = Vec::with_capacity(found.matches.len());
     for matched in &found.matches {
         let component = &components[matched.component];
         let advisory = &*matched.advisory;
-        if !per_advisory.contains_key(&advisory.id) {
+        let key = std::sync::Arc::as_ptr(&matched.advisory);
+        if !per_advisory.contains_key(&key) {
             let computed = advisory_facts(advisory, source)?;
-            per_advisory.insert(advisory.id.clone(), computed);
+            per_advisory.insert(key, computed);
         }
-        let Some(known) = per_advisory.get(&advisory.id) else {
+        let Some(known) = per_advisory.get(&key) else {
             continue;
         };
         let ids = std::iter::once(advisory.id.as_str())
@@ -633,25 +674,25 @@ pub fn evaluate(
             advisory,
             severity: severity.level,
             kev: kev.is_some(),
-            epss: epss.as_ref().map(|e| e.score),
+            epss: epss.as_ref().map(|e| e.0.score),
             vex: &vex_decision,
         };
         let decision = decide(policy, &facts, now);
+        let component_ref = component_refs[matched.component]
+            .get_or_insert_with(|| {
+                Shared::new(ComponentRef {
+                    purl: component.purl.clone(),
+                    name: component.name.clone(),
+                    version: component.version.clone(),
+                    ecosystem: component.ecosystem.clone(),
+                    source_name: component.source_name.clone(),
+                    source_version: component.source_version.clone(),
+                })
+            })
+            .clone();
         findings.push(Finding {
-            component: ComponentRef {
-                purl: component.purl.clone(),
-                name: component.name.clone(),
-                version: component.version.clone(),
-                ecosystem: component.ecosystem.clone(),
-                source_name: component.source_name.clone(),
-                source_version: component.source_version.clone(),
-            },
-            advisory: AdvisoryRef {
-                id: advisory.id.clone(),
-                aliases: advisory.aliases.iter().cloned().collect(),
-                sources: advisory.sources.iter().cloned().collect(),
-                summary: advisory.summary.clone(),
-            },
+            component: component_ref,
+            advisory: known.reference.clone(),
             layer_digest: component.layer_digest.clone(),
             used_by_entrypoint: component.used_by_entrypoint,
             fixed_version: matched.fixed_version.clone(),

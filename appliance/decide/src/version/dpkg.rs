@@ -8,7 +8,7 @@ use super::{VersionError, VersionScheme};
 #[derive(Debug, Clone, Copy)]
 pub struct Dpkg;
 
-fn parse(version: &str) -> Result<debversion::Version, VersionError> {
+pub(crate) fn parse(version: &str) -> Result<debversion::Version, VersionError> {
     let trimmed = version.trim();
     if trimmed.is_empty() {
         return Err(VersionError::new("dpkg", version, "empty version"));

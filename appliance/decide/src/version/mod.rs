@@ -8,7 +8,7 @@ use std::cmp::Ordering;
 
 mod apk;
 mod cargo;
-mod dpkg;
+pub(crate) mod dpkg;
 mod golang;
 mod maven;
 mod npm;
