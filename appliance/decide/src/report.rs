@@ -640,13 +640,13 @@ pub fn evaluate(
         let component = &components[matched.component];
         let advisory = &*matched.advisory;
         let key = std::sync::Arc::as_ptr(&matched.advisory);
-        if !per_advisory.contains_key(&key) {
-            let computed = advisory_facts(advisory, source)?;
-            per_advisory.insert(key, computed);
-        }
-        let Some(known) = per_advisory.get(&key) else {
-            continue;
+        let known = match per_advisory.entry(key) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(advisory_facts(advisory, source)?)
+            }
         };
+        let known = &*known;
         let ids = std::iter::once(advisory.id.as_str())
             .chain(advisory.aliases.iter().map(String::as_str));
         let mut applicable: Vec<&VexClaim> = known
