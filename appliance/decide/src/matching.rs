@@ -341,20 +341,21 @@ fn check_ranges_and_versions(
             _ => {}
         }
     }
-    let fixed = smallest_fix_above(installed, scheme, &affected.fixed);
+    // Only an affected verdict needs the fixed version, so it is looked up lazily.
+    let fixed = || smallest_fix_above(installed, scheme, &affected.fixed);
     if let Some(expression) = vulnerable_by_requirement {
         return Ok(Some(Verdict::Affected {
             reason: format!(
                 "{} {installed} satisfies the vulnerable range {expression:?}",
                 affected.package
             ),
-            fixed,
+            fixed: fixed(),
         }));
     }
     if affected.versions.iter().any(|v| v == installed) {
         return Ok(Some(Verdict::Affected {
             reason: format!("{} {installed} is listed as affected", affected.package),
-            fixed,
+            fixed: fixed(),
         }));
     }
     for range in &affected.ranges {
@@ -371,7 +372,7 @@ fn check_ranges_and_versions(
                     affected.package,
                     range_scheme.id()
                 ),
-                fixed,
+                fixed: fixed(),
             }));
         }
     }
