@@ -18,19 +18,25 @@ fn canonical(version: &str) -> Result<semver::Version, VersionError> {
     let text = text.strip_prefix('v').unwrap_or(text);
     let core_end = text.find(['-', '+']).unwrap_or(text.len());
     let (core, tail) = text.split_at(core_end);
-    let parts: Vec<&str> = core.split('.').collect();
-    if parts.iter().any(|p| {
-        p.is_empty()
-            || !p.bytes().all(|b| b.is_ascii_digit())
-            || (p.len() > 1 && p.starts_with('0'))
-    }) {
-        return Err(error("not a Go module version"));
+    let mut count = 0;
+    for part in core.split('.') {
+        count += 1;
+        if part.is_empty()
+            || !part.bytes().all(|b| b.is_ascii_digit())
+            || (part.len() > 1 && part.starts_with('0'))
+        {
+            return Err(error("not a Go module version"));
+        }
     }
-    let full = match parts.len() {
-        3 => text.to_owned(),
+    if count == 3 {
+        // The common case: already canonical apart from the `v`; no copy needed.
+        return semver::Version::parse(text)
+            .map_err(|e| VersionError::new("go", version, e.to_string()));
+    }
+    let full = match count {
         1 | 2 if tail.is_empty() => {
             let mut padded = core.to_owned();
-            for _ in parts.len()..3 {
+            for _ in count..3 {
                 padded.push_str(".0");
             }
             padded
