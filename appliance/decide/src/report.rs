@@ -546,6 +546,7 @@ struct AdvisoryFacts {
 fn advisory_facts(
     advisory: &Advisory,
     source: &dyn AdvisorySource,
+    scores: &mut HashMap<String, Option<f64>>,
 ) -> Result<AdvisoryFacts, SourceError> {
     let ids: Vec<&str> = std::iter::once(advisory.id.as_str())
         .chain(advisory.aliases.iter().map(String::as_str))
@@ -601,7 +602,7 @@ fn advisory_facts(
             sources: advisory.sources.iter().cloned().collect(),
             summary: advisory.summary.clone(),
         }),
-        severity: Shared::new(severity::of_advisory(advisory)),
+        severity: Shared::new(severity::of_advisory_cached(advisory, scores)),
         kev: kev.map(Shared::new),
         epss: epss.map(Shared::new),
         claims,
@@ -635,6 +636,7 @@ pub fn evaluate(
     // merges them); `found` keeps every record alive, so the addresses are stable.
     let mut per_advisory: HashMap<*const Advisory, AdvisoryFacts> = HashMap::new();
     let mut component_refs: Vec<Option<Shared<ComponentRef>>> = vec![None; components.len()];
+    let mut scores: HashMap<String, Option<f64>> = HashMap::new();
     let mut findings = Vec::with_capacity(found.matches.len());
     for matched in &found.matches {
         let component = &components[matched.component];
@@ -643,7 +645,7 @@ pub fn evaluate(
         let known = match per_advisory.entry(key) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => {
-                entry.insert(advisory_facts(advisory, source)?)
+                entry.insert(advisory_facts(advisory, source, &mut scores)?)
             }
         };
         let known = &*known;

@@ -93,6 +93,15 @@ pub struct SeverityInfo {
 
 /// Computes the severity of an advisory from its `severities` list.
 pub fn of_advisory(advisory: &Advisory) -> SeverityInfo {
+    of_advisory_cached(advisory, &mut std::collections::HashMap::new())
+}
+
+/// [`of_advisory`] with a cache of base scores by vector: many advisories share a vector, and
+/// scoring one is far slower than looking it up.
+pub fn of_advisory_cached(
+    advisory: &Advisory,
+    scores: &mut std::collections::HashMap<String, Option<f64>>,
+) -> SeverityInfo {
     let mut best: Option<(f64, String)> = None;
     let mut level = Level::Unknown;
     for severity in &advisory.severities {
@@ -102,11 +111,19 @@ pub fn of_advisory(advisory: &Advisory) -> SeverityInfo {
             }
             continue;
         }
-        let score = severity.score.or_else(|| {
-            cvss::Cvss::from_str(&severity.vector)
-                .ok()
-                .map(|c| c.score())
-        });
+        let score = match severity.score {
+            Some(score) => Some(score),
+            None => match scores.get(&severity.vector) {
+                Some(cached) => *cached,
+                None => {
+                    let scored = cvss::Cvss::from_str(&severity.vector)
+                        .ok()
+                        .map(|c| c.score());
+                    scores.insert(severity.vector.clone(), scored);
+                    scored
+                }
+            },
+        };
         if let Some(score) = score
             && best.as_ref().is_none_or(|(b, _)| score > *b)
         {
