@@ -535,6 +535,8 @@ fn rfc3339(now: u64) -> String {
 
 /// What a finding takes from its advisory alone.
 struct AdvisoryFacts {
+    /// Keeps the record alive while its address is the cache key.
+    _record: std::sync::Arc<Advisory>,
     reference: Shared<AdvisoryRef>,
     severity: Shared<SeverityInfo>,
     kev: Option<Shared<KevInfo>>,
@@ -544,10 +546,11 @@ struct AdvisoryFacts {
 }
 
 fn advisory_facts(
-    advisory: &Advisory,
+    record: &std::sync::Arc<Advisory>,
     source: &dyn AdvisorySource,
     scores: &mut HashMap<String, Option<f64>>,
 ) -> Result<AdvisoryFacts, SourceError> {
+    let advisory = &**record;
     let ids: Vec<&str> = std::iter::once(advisory.id.as_str())
         .chain(advisory.aliases.iter().map(String::as_str))
         .collect();
@@ -596,6 +599,7 @@ fn advisory_facts(
         }
     }
     Ok(AdvisoryFacts {
+        _record: std::sync::Arc::clone(record),
         reference: Shared::new(AdvisoryRef {
             id: advisory.id.clone(),
             aliases: advisory.aliases.iter().cloned().collect(),
@@ -633,19 +637,20 @@ pub fn evaluate(
     }
     // Everything that depends on the advisory alone is computed once per advisory id.
     // Keyed by the shared record (not the id: records that share an id may differ before a kit
-    // merges them); `found` keeps every record alive, so the addresses are stable.
+    // merges them); each cache entry holds its record, so an address is never reused.
     let mut per_advisory: HashMap<*const Advisory, AdvisoryFacts> = HashMap::new();
     let mut component_refs: Vec<Option<Shared<ComponentRef>>> = vec![None; components.len()];
     let mut scores: HashMap<String, Option<f64>> = HashMap::new();
     let mut findings = Vec::with_capacity(found.matches.len());
-    for matched in &found.matches {
+    let unknowns = found.unknowns;
+    for matched in found.matches {
         let component = &components[matched.component];
         let advisory = &*matched.advisory;
         let key = std::sync::Arc::as_ptr(&matched.advisory);
         let known = match per_advisory.entry(key) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => {
-                entry.insert(advisory_facts(advisory, source, &mut scores)?)
+                entry.insert(advisory_facts(&matched.advisory, source, &mut scores)?)
             }
         };
         let known = &*known;
@@ -697,11 +702,11 @@ pub fn evaluate(
             advisory: known.reference.clone(),
             layer_digest: component.layer_digest.clone(),
             used_by_entrypoint: component.used_by_entrypoint,
-            fixed_version: matched.fixed_version.clone(),
+            fixed_version: matched.fixed_version,
             severity,
             kev,
             epss,
-            match_reason: matched.reason.clone(),
+            match_reason: matched.reason,
             vex: vex_decision,
             decision,
         });
@@ -739,12 +744,12 @@ pub fn evaluate(
     .map(|v| (v.as_str().to_owned(), 0))
     .collect();
     for finding in &findings {
-        *by_severity
-            .entry(finding.severity.level.as_str().to_owned())
-            .or_default() += 1;
-        *by_decision
-            .entry(finding.decision.verdict.as_str().to_owned())
-            .or_default() += 1;
+        if let Some(count) = by_severity.get_mut(finding.severity.level.as_str()) {
+            *count += 1;
+        }
+        if let Some(count) = by_decision.get_mut(finding.decision.verdict.as_str()) {
+            *count += 1;
+        }
     }
     let failed = findings
         .iter()
@@ -768,6 +773,6 @@ pub fn evaluate(
         },
         findings,
         licences,
-        unknowns: found.unknowns,
+        unknowns,
     })
 }
