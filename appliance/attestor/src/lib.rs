@@ -1,0 +1,34 @@
+//! Attestor: a local Rekor v2 transparency log (C2SP tlog-tiles, signed-note checkpoints),
+//! an RFC 3161 timestamp authority, Sigstore bundle v0.3 export and offline verification.
+//!
+//! Keys stay in the HSM: the checkpoint key (Ed25519) signs checkpoints and the timestamping
+//! key (P-256) signs timestamps, both through [`stella_hsm::Signer`].
+
+mod bundle;
+mod der;
+mod error;
+mod log;
+pub mod merkle;
+mod note;
+mod rekor;
+mod tiles;
+mod tsa;
+
+pub use bundle::{
+    BUNDLE_MEDIA_TYPE, CLIENT_TRUST_CONFIG_MEDIA_TYPE, ExportedBundle, SIGNING_CONFIG_MEDIA_TYPE,
+    TRUSTED_ROOT_MEDIA_TYPE, TrustMaterial, export_bundle,
+};
+pub use error::AttestorError;
+pub use log::{
+    CHECKPOINT_FILE, CHECKPOINT_HISTORY_FILE, LogReport, MAX_BATCH, TransparencyLog, verify_log,
+};
+pub use note::{
+    Checkpoint, CheckpointSigner, MAX_CHECKPOINT_BYTES, note_key_id, verifier_key,
+    verify_checkpoint,
+};
+pub use rekor::{
+    CheckpointEnvelope, HashedRekord, InclusionProof, KEY_DETAILS_P256, KindVersion, LogId,
+    TransparencyLogEntry,
+};
+pub use tiles::{TILE_WIDTH, TileId, encode_bundle, encode_index, parse_bundle};
+pub use tsa::{TSA_POLICY_OID, TimestampAuthority, VerifiedTimestamp, verify_timestamp};
