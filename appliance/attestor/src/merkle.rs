@@ -248,6 +248,11 @@ pub fn verify_consistency(
     if old > new {
         return fail("old size exceeds new size");
     }
+    if old == 0 {
+        // Every tree is consistent with the empty tree, but a proof from zero proves nothing
+        // and is rejected like transparency-dev/merkle does.
+        return fail("old size 0 has no consistency proof");
+    }
     if old == new {
         if !proof.is_empty() {
             return fail("proof must be empty for equal sizes");
@@ -256,11 +261,6 @@ pub fn verify_consistency(
             return fail("roots differ for equal sizes");
         }
         return Ok(());
-    }
-    if old == 0 {
-        // Every tree is consistent with the empty tree, but a proof from zero proves nothing
-        // and is rejected like transparency-dev/merkle does.
-        return fail("old size 0 has no consistency proof");
     }
     if proof.is_empty() {
         return fail("empty proof");
