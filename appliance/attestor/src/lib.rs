@@ -13,6 +13,7 @@ mod note;
 mod rekor;
 mod tiles;
 mod tsa;
+mod verify;
 
 pub use bundle::{
     BUNDLE_MEDIA_TYPE, CLIENT_TRUST_CONFIG_MEDIA_TYPE, ExportedBundle, SIGNING_CONFIG_MEDIA_TYPE,
@@ -32,3 +33,4 @@ pub use rekor::{
 };
 pub use tiles::{TILE_WIDTH, TileId, encode_bundle, encode_index, parse_bundle};
 pub use tsa::{TSA_POLICY_OID, TimestampAuthority, VerifiedTimestamp, verify_timestamp};
+pub use verify::{MAX_BUNDLE_BYTES, Verified, VerifyError, verify_bundle};

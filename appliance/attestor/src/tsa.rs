@@ -389,6 +389,40 @@ pub fn verify_timestamp(
             "messageDigest attribute does not match the TSTInfo".into()
         ));
     }
+    // The token must name the trusted leaf: signingCertificateV2 holds its SHA-256, and any
+    // certificates it embeds must include it.
+    let ess = cons(
+        SEQUENCE,
+        &[
+            &oid(OID_SIGNING_CERTIFICATE_V2),
+            &set_of(vec![cons(
+                SEQUENCE,
+                &[&cons(
+                    SEQUENCE,
+                    &[&cons(
+                        SEQUENCE,
+                        &[&tlv(OCTET_STRING, &Sha256::digest(leaf_der))],
+                    )],
+                )],
+            )]),
+        ],
+    );
+    if !der::children(attributes.content, "signed attributes")?
+        .iter()
+        .any(|a| a.raw == ess.as_slice())
+    {
+        return Err(bad(
+            "signingCertificateV2 does not name the trusted TSA certificate".into(),
+        ));
+    }
+    if let Some(certificates) = fields.get(3).filter(|f| f.tag == 0xa0) {
+        let embedded = der::children(certificates.content, "certificates")?;
+        if !embedded.iter().any(|c| c.raw == leaf_der.as_slice()) {
+            return Err(bad(
+                "embedded certificates do not include the trusted TSA certificate".into(),
+            ));
+        }
+    }
     if let Some(root_der) = chain.last() {
         let (_, root) = x509_parser::parse_x509_certificate(root_der)
             .map_err(|error| bad(format!("TSA root: {error}")))?;

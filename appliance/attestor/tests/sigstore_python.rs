@@ -87,14 +87,18 @@ fn sigstore_python_verifies_offline_and_rejects_tampering() {
         .unwrap()
         .public_key
         .key_id();
+    // A few distinct entries before ours, so the proof is not trivial.
+    for _ in 0..5 {
+        let earlier = parts
+            .signer
+            .sign_statement(statement.clone(), &entitled(&installation))
+            .unwrap();
+        export_bundle(&earlier, &parts.log, &parts.tsa).unwrap();
+    }
     let signed = parts
         .signer
         .sign_statement(statement, &entitled(&installation))
         .unwrap();
-    // A few entries before ours, so the proof is not trivial.
-    for _ in 0..5 {
-        export_bundle(&signed, &parts.log, &parts.tsa).unwrap();
-    }
     let exported = export_bundle(&signed, &parts.log, &parts.tsa).unwrap();
     assert_eq!(exported.entry.log_index, "5");
 
