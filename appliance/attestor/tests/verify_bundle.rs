@@ -1,6 +1,6 @@
 //! `verify_bundle`, offline: an exported bundle verifies with its claims, and each kind of
 //! tampering fails with its own reason (one test per case).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, unused_mut)]
 
 mod support;
 
