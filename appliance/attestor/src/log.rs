@@ -95,6 +95,8 @@ struct State {
     /// The latest signed checkpoint (note text) and its size.
     checkpoint: String,
     checkpoint_size: u64,
+    /// Valid length of the checkpoint history file.
+    history_length: u64,
 }
 
 #[derive(Default)]
@@ -132,10 +134,16 @@ fn lock<'a, T>(mutex: &'a Mutex<T>, dir: &Path) -> Result<MutexGuard<'a, T>, Att
 
 /// Writes `bytes` to `path` atomically and durably: temp file, fsync, rename, fsync directory.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AttestorError> {
+    let temp = stage(path, bytes)?;
+    fs::rename(&temp, path).map_err(AttestorError::io(path, "renaming into place"))?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Writes `bytes` to a temp file beside `path` and fsyncs it; returns the temp path.
+fn stage(path: &Path, bytes: &[u8]) -> Result<PathBuf, AttestorError> {
     let parent = path.parent().unwrap_or(Path::new("."));
     if !parent.exists() {
         fs::create_dir_all(parent).map_err(AttestorError::io(parent, "creating directory"))?;
-        // The new directories' entries must be durable too.
         let mut ancestor = parent.parent();
         while let Some(dir) = ancestor {
             sync_dir(dir)?;
@@ -154,9 +162,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AttestorErro
     file.write_all(bytes)
         .map_err(AttestorError::io(&temp, "writing"))?;
     file.sync_all().map_err(AttestorError::io(&temp, "fsync"))?;
-    drop(file);
-    fs::rename(&temp, path).map_err(AttestorError::io(path, "renaming into place"))?;
-    sync_dir(parent)
+    Ok(temp)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), AttestorError> {
@@ -202,7 +208,8 @@ fn read_history(path: &Path) -> Result<(Vec<String>, u64), AttestorError> {
     Ok((notes, offset as u64))
 }
 
-fn append_history(path: &Path, valid_length: u64, note: &str) -> Result<(), AttestorError> {
+/// Appends a record after the first `valid_length` bytes; returns the new length.
+fn append_history(path: &Path, valid_length: u64, note: &str) -> Result<u64, AttestorError> {
     let mut file = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -218,7 +225,8 @@ fn append_history(path: &Path, valid_length: u64, note: &str) -> Result<(), Atte
         .map_err(AttestorError::io(path, "seeking"))?;
     file.write_all(&record)
         .map_err(AttestorError::io(path, "appending"))?;
-    file.sync_all().map_err(AttestorError::io(path, "fsync"))
+    file.sync_data().map_err(AttestorError::io(path, "fsync"))?;
+    Ok(valid_length + record.len() as u64)
 }
 
 /// The entries of the partial entry bundle at `size` (empty when `size` is a multiple of 256).
@@ -325,9 +333,25 @@ impl TransparencyLog {
         // writing the checkpoint and appending it to the history).
         let history_path = dir.join(CHECKPOINT_HISTORY_FILE);
         let (history, valid_length) = read_history(&history_path)?;
-        if history.last() != Some(&checkpoint_text) {
-            append_history(&history_path, valid_length, &checkpoint_text)?;
+        let file_length = fs::metadata(&history_path).map_or(0, |m| m.len());
+        let torn = file_length.saturating_sub(valid_length);
+        // Only a torn append of the current checkpoint may be cut off; anything else is
+        // evidence the monitor must see, never silently truncated.
+        if torn > 0
+            && (history.last() == Some(&checkpoint_text)
+                || torn >= 4 + checkpoint_text.len() as u64)
+        {
+            return Err(corrupt(format!(
+                "{CHECKPOINT_HISTORY_FILE} has {torn} unreadable bytes after offset {valid_length}"
+            )));
         }
+        let history_length = if history.last() != Some(&checkpoint_text) {
+            let length = append_history(&history_path, valid_length, &checkpoint_text)?;
+            sync_dir(dir)?;
+            length
+        } else {
+            valid_length
+        };
         Ok(TransparencyLog {
             dir: dir.to_path_buf(),
             signer,
@@ -336,6 +360,7 @@ impl TransparencyLog {
                 bundle_tail,
                 checkpoint: checkpoint_text,
                 checkpoint_size: size,
+                history_length,
             }),
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
@@ -596,13 +621,21 @@ impl TransparencyLog {
                 break;
             }
         }
-        let mut dirs = BTreeSet::new();
+        // Stage every file (write + fsync), then rename them all and fsync each directory once.
+        let mut staged = Vec::with_capacity(writes.len());
         for (id, bytes) in &writes {
             let path = self.dir.join(id.path());
-            write_atomic(&path, bytes)?;
+            staged.push((stage(&path, bytes)?, path));
+        }
+        let mut dirs = BTreeSet::new();
+        for (temp, path) in &staged {
+            fs::rename(temp, path).map_err(AttestorError::io(path, "renaming into place"))?;
             if let Some(parent) = path.parent() {
                 dirs.insert(parent.to_path_buf());
             }
+        }
+        for dir in &dirs {
+            sync_dir(dir)?;
         }
         let root = state.tree.root(new)?;
         let note = self.signer.sign(&Checkpoint {
@@ -612,10 +645,20 @@ impl TransparencyLog {
         })?;
         write_atomic(&self.dir.join(CHECKPOINT_FILE), note.as_bytes())?;
         let history = self.dir.join(CHECKPOINT_HISTORY_FILE);
-        let (_, valid_length) = read_history(&history)?;
-        append_history(&history, valid_length, &note)?;
+        state.history_length = append_history(&history, state.history_length, &note)?;
         state.checkpoint = note;
         state.checkpoint_size = new;
+        // C2SP tlog-tiles: a partial tile MAY be deleted once its full tile is served, which is
+        // now (the checkpoint covering it is on disk). This keeps the log's size per entry flat.
+        for (id, _) in &writes {
+            if id.partial_width.is_none() {
+                let partials = self.dir.join(format!("{}.p", id.path()));
+                if partials.exists() {
+                    // Only an optimisation: a failure leaves extra files that are never wrong.
+                    let _ = fs::remove_dir_all(&partials);
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -705,7 +748,11 @@ pub fn verify_log(
             hex::encode(latest.root)
         )));
     }
-    let (history, _) = read_history(&dir.join(CHECKPOINT_HISTORY_FILE))?;
+    let history_path = dir.join(CHECKPOINT_HISTORY_FILE);
+    let (history, valid_length) = read_history(&history_path)?;
+    let file_length = fs::metadata(&history_path)
+        .map_err(AttestorError::io(&history_path, "reading metadata"))?
+        .len();
     let mut previous = 0u64;
     for (number, note) in history.iter().enumerate() {
         let checkpoint = verify_checkpoint(note, origin, ed25519_public_key)
@@ -733,6 +780,13 @@ pub fn verify_log(
     // A crash between writing the checkpoint and appending it to the history leaves it out;
     // the next open appends it. Report it rather than fail.
     let latest_in_history = history.last() == Some(&text);
+    // Unreadable bytes are only legitimate as a torn append of the latest checkpoint.
+    let torn = file_length - valid_length;
+    if torn > 0 && (latest_in_history || torn >= 4 + text.len() as u64) {
+        return Err(corrupt(format!(
+            "{CHECKPOINT_HISTORY_FILE} has {torn} unreadable bytes after offset {valid_length}"
+        )));
+    }
     Ok(LogReport {
         size,
         root,
