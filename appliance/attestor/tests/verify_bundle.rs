@@ -7,6 +7,7 @@ mod support;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
+use sha2::Digest as _;
 use stella_attestor::{TrustMaterial, VerifyError, export_bundle, verify_bundle};
 use stella_hsm::{KeyRole, KeySource, Pkcs11KeySource};
 use support::appliance::{IDENTITY, OIDC_ISSUER, build};
@@ -16,6 +17,12 @@ use support::softhsm_token;
 /// Signs, logs and timestamps the SBOM statement; returns bundle, artefact and trust root
 /// (the trust root re-read from its published JSON, as `stella verify --trust-root` does).
 fn fixture(name: &str) -> Option<(Value, Vec<u8>, TrustMaterial)> {
+    fixture_with_late_timestamp(name).map(|(bundle, sbom, trust, _)| (bundle, sbom, trust))
+}
+
+/// As [`fixture`], plus a genuine TSA timestamp over the signature made an hour after the
+/// ten-minute leaf certificate expired.
+fn fixture_with_late_timestamp(name: &str) -> Option<(Value, Vec<u8>, TrustMaterial, String)> {
     let settings = softhsm_token(name)?;
     let source = Pkcs11KeySource::open(&settings).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -42,7 +49,20 @@ fn fixture(name: &str) -> Option<(Value, Vec<u8>, TrustMaterial)> {
     let exported = export_bundle(&signed, &parts.log, &parts.tsa).unwrap();
     let published = serde_json::to_vec(&parts.trust.trusted_root().unwrap()).unwrap();
     let trust = TrustMaterial::from_trusted_root(&published).unwrap();
-    Some((serde_json::from_slice(&exported.json).unwrap(), sbom, trust))
+    let signature = STANDARD.decode(&signed.envelope.signatures[0].sig).unwrap();
+    let late = parts
+        .tsa
+        .timestamp_at(
+            &sha2::Sha256::digest(&signature).into(),
+            support::fixtures::NOW + time::Duration::hours(1),
+        )
+        .unwrap();
+    Some((
+        serde_json::from_slice(&exported.json).unwrap(),
+        sbom,
+        trust,
+        STANDARD.encode(late),
+    ))
 }
 
 fn flip(bundle: &mut Value, pointer: &str, at: usize) {
@@ -220,3 +240,23 @@ tamper_case!(
         trust.tsa_chain = vec![trust.ca_root_der.clone(), trust.ca_root_der.clone()];
     }
 );
+
+#[test]
+fn timestamp_after_certificate_expiry_fails_validity() {
+    let Some((mut bundle, sbom, trust, late)) =
+        fixture_with_late_timestamp("timestamp_after_certificate_expiry_fails_validity")
+    else {
+        return;
+    };
+    run(&bundle, &sbom, &trust).unwrap();
+    *bundle
+        .pointer_mut(
+            "/verificationMaterial/timestampVerificationData/rfc3161Timestamps/0/signedTimestamp",
+        )
+        .unwrap() = Value::String(late);
+    let result = run(&bundle, &sbom, &trust);
+    assert!(
+        matches!(result, Err(VerifyError::TimeOutsideValidity(_))),
+        "got {result:?}"
+    );
+}
