@@ -141,6 +141,13 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AttestorErro
 
 /// Writes `bytes` to a temp file beside `path` and fsyncs it; returns the temp path.
 fn stage(path: &Path, bytes: &[u8]) -> Result<PathBuf, AttestorError> {
+    let (temp, file) = stage_unsynced(path, bytes)?;
+    file.sync_all().map_err(AttestorError::io(&temp, "fsync"))?;
+    Ok(temp)
+}
+
+/// Writes `bytes` to a temp file beside `path`; the caller fsyncs the returned file.
+fn stage_unsynced(path: &Path, bytes: &[u8]) -> Result<(PathBuf, File), AttestorError> {
     let parent = path.parent().unwrap_or(Path::new("."));
     if !parent.exists() {
         fs::create_dir_all(parent).map_err(AttestorError::io(parent, "creating directory"))?;
@@ -161,8 +168,36 @@ fn stage(path: &Path, bytes: &[u8]) -> Result<PathBuf, AttestorError> {
     let mut file = File::create(&temp).map_err(AttestorError::io(&temp, "creating"))?;
     file.write_all(bytes)
         .map_err(AttestorError::io(&temp, "writing"))?;
-    file.sync_all().map_err(AttestorError::io(&temp, "fsync"))?;
-    Ok(temp)
+    Ok((temp, file))
+}
+
+/// Runs `jobs` on scoped threads (fsyncs overlap in the file system's journal commit).
+fn in_parallel<T: Send>(
+    jobs: Vec<T>,
+    run: impl Fn(T) -> Result<(), AttestorError> + Sync,
+) -> Result<(), AttestorError> {
+    if jobs.len() <= 1 {
+        return jobs.into_iter().try_for_each(run);
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .into_iter()
+            .map(|job| {
+                let run = &run;
+                scope.spawn(move || run(job))
+            })
+            .collect();
+        let mut result = Ok(());
+        for handle in handles {
+            let outcome = handle
+                .join()
+                .unwrap_or_else(|_| Err(AttestorError::Batch("an fsync thread panicked".into())));
+            if result.is_ok() {
+                result = outcome;
+            }
+        }
+        result
+    })
 }
 
 fn sync_dir(dir: &Path) -> Result<(), AttestorError> {
@@ -332,7 +367,29 @@ impl TransparencyLog {
         // The served checkpoint must be the last history record (a crash may have come between
         // writing the checkpoint and appending it to the history).
         let history_path = dir.join(CHECKPOINT_HISTORY_FILE);
-        let (history, valid_length) = read_history(&history_path)?;
+        let (mut history, mut valid_length) = read_history(&history_path)?;
+        // After a power loss the history may hold a checkpoint whose rename did not survive;
+        // it was never acknowledged, so it is dropped (the log continues from the checkpoint).
+        if let Some(last) = history.last()
+            && last != &checkpoint_text
+            && Checkpoint::parse_body(&format!(
+                "{}\n",
+                last.split("\n\n").next().unwrap_or_default()
+            ))
+            .map(|c| c.size > size)
+            .unwrap_or(false)
+        {
+            valid_length -= 4 + last.len() as u64;
+            history.pop();
+            let file = OpenOptions::new()
+                .write(true)
+                .open(&history_path)
+                .map_err(AttestorError::io(&history_path, "opening"))?;
+            file.set_len(valid_length)
+                .map_err(AttestorError::io(&history_path, "truncating"))?;
+            file.sync_all()
+                .map_err(AttestorError::io(&history_path, "fsync"))?;
+        }
         let file_length = fs::metadata(&history_path).map_or(0, |m| m.len());
         let torn = file_length.saturating_sub(valid_length);
         // Only a torn append of the current checkpoint may be cut off; anything else is
@@ -621,31 +678,58 @@ impl TransparencyLog {
                 break;
             }
         }
-        // Stage every file (write + fsync), then rename them all and fsync each directory once.
-        let mut staged = Vec::with_capacity(writes.len());
-        for (id, bytes) in &writes {
-            let path = self.dir.join(id.path());
-            staged.push((stage(&path, bytes)?, path));
-        }
-        let mut dirs = BTreeSet::new();
-        for (temp, path) in &staged {
-            fs::rename(temp, path).map_err(AttestorError::io(path, "renaming into place"))?;
-            if let Some(parent) = path.parent() {
-                dirs.insert(parent.to_path_buf());
-            }
-        }
-        for dir in &dirs {
-            sync_dir(dir)?;
-        }
+        // Sign the checkpoint first (the root is known), then: write every tile, bundle and the
+        // checkpoint to temp files and fsync them together; rename the tiles and fsync their
+        // directories; only then rename the checkpoint into place and, together with the log
+        // directory's fsync, append it to the history. The checkpoint can thus never be
+        // visible before the tiles it covers are durable.
         let root = state.tree.root(new)?;
         let note = self.signer.sign(&Checkpoint {
             origin: self.signer.origin().to_owned(),
             size: new,
             root,
         })?;
-        write_atomic(&self.dir.join(CHECKPOINT_FILE), note.as_bytes())?;
+        let checkpoint_path = self.dir.join(CHECKPOINT_FILE);
+        let mut staged = Vec::with_capacity(writes.len());
+        for (id, bytes) in &writes {
+            let path = self.dir.join(id.path());
+            let (temp, file) = stage_unsynced(&path, bytes)?;
+            staged.push((temp, file, path));
+        }
+        let (checkpoint_temp, checkpoint_file) = stage_unsynced(&checkpoint_path, note.as_bytes())?;
+        let mut files: Vec<(&Path, &File)> =
+            staged.iter().map(|(t, f, _)| (t.as_path(), f)).collect();
+        files.push((checkpoint_temp.as_path(), &checkpoint_file));
+        in_parallel(files, |(temp, file)| {
+            file.sync_all().map_err(AttestorError::io(temp, "fsync"))
+        })?;
+        let mut dirs = BTreeSet::new();
+        for (temp, _, path) in &staged {
+            fs::rename(temp, path).map_err(AttestorError::io(path, "renaming into place"))?;
+            if let Some(parent) = path.parent() {
+                dirs.insert(parent.to_path_buf());
+            }
+        }
+        in_parallel(dirs.into_iter().collect(), |dir| sync_dir(&dir))?;
+        fs::rename(&checkpoint_temp, &checkpoint_path)
+            .map_err(AttestorError::io(&checkpoint_path, "renaming into place"))?;
         let history = self.dir.join(CHECKPOINT_HISTORY_FILE);
-        state.history_length = append_history(&history, state.history_length, &note)?;
+        let history_length = state.history_length;
+        let new_length = std::sync::Mutex::new(history_length);
+        in_parallel(vec![true, false], |is_history| {
+            if is_history {
+                let length = append_history(&history, history_length, &note)?;
+                if let Ok(mut slot) = new_length.lock() {
+                    *slot = length;
+                }
+                Ok(())
+            } else {
+                sync_dir(&self.dir)
+            }
+        })?;
+        state.history_length = new_length
+            .into_inner()
+            .map_err(|_| AttestorError::Batch("history length lock poisoned".into()))?;
         state.checkpoint = note;
         state.checkpoint_size = new;
         // C2SP tlog-tiles: a partial tile MAY be deleted once its full tile is served, which is
