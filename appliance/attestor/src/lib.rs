@@ -4,6 +4,7 @@
 //! Keys stay in the HSM: the checkpoint key (Ed25519) signs checkpoints and the timestamping
 //! key (P-256) signs timestamps, both through [`stella_hsm::Signer`].
 
+mod attestor;
 mod bundle;
 mod der;
 mod error;
@@ -15,6 +16,7 @@ mod tiles;
 mod tsa;
 mod verify;
 
+pub use attestor::{Attestor, AttestorConfig, LOG_DIR, TSA_CHAIN_FILE};
 pub use bundle::{
     BUNDLE_MEDIA_TYPE, CLIENT_TRUST_CONFIG_MEDIA_TYPE, ExportedBundle, SIGNING_CONFIG_MEDIA_TYPE,
     TRUSTED_ROOT_MEDIA_TYPE, TrustMaterial, export_bundle,

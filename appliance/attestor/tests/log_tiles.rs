@@ -177,3 +177,63 @@ fn tiles_checkpoints_proofs_reopen_and_monitor() {
     std::fs::write(log_dir.join(CHECKPOINT_HISTORY_FILE), &history).unwrap();
     verify_log(&log_dir, ORIGIN, &key).unwrap();
 }
+
+#[test]
+fn attestor_reopens_with_identical_trust_documents() {
+    let Some(settings) = softhsm_token("attestor_reopens_with_identical_trust_documents") else {
+        return;
+    };
+    let source = Pkcs11KeySource::open(&settings).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let parts = build(&source, &work.path().join("unused"));
+    let config = stella_attestor::AttestorConfig {
+        origin: ORIGIN.to_owned(),
+        base_url: "https://appliance.stella.test".to_owned(),
+        organization: support::appliance::ORGANIZATION.to_owned(),
+        ca_common_name: support::appliance::CA_NAME.to_owned(),
+        valid_from: support::fixtures::NOW - time::Duration::days(1),
+    };
+    let clock = std::sync::Arc::new(stella_signer::FixedClock(support::fixtures::NOW));
+    let first = stella_attestor::Attestor::open(
+        work.path(),
+        &source,
+        &parts.signer,
+        clock.clone(),
+        &config,
+    )
+    .unwrap();
+    let (sbom, statement) = sbom_statement();
+    let installation = source
+        .find_key(&KeyRole::InstallationIdentity.label().unwrap())
+        .unwrap()
+        .unwrap()
+        .public_key
+        .key_id();
+    let signed = parts
+        .signer
+        .sign_statement(statement, &entitled(&installation))
+        .unwrap();
+    let exported = first.attest(&signed).unwrap();
+    let root = first.trusted_root_json().unwrap();
+    let trust_config = first.client_trust_config_json().unwrap();
+    drop(first);
+    let second =
+        stella_attestor::Attestor::open(work.path(), &source, &parts.signer, clock, &config)
+            .unwrap();
+    assert_eq!(
+        second.trusted_root_json().unwrap(),
+        root,
+        "trusted root changed across a restart"
+    );
+    assert_eq!(second.client_trust_config_json().unwrap(), trust_config);
+    assert_eq!(second.log().size().unwrap(), 1);
+    let trust = stella_attestor::TrustMaterial::from_trusted_root(&trust_config).unwrap();
+    stella_attestor::verify_bundle(&exported.json, Some(&sbom), &trust).unwrap();
+    let signing_config: serde_json::Value =
+        serde_json::from_slice(&second.signing_config_json().unwrap()).unwrap();
+    assert_eq!(
+        signing_config["mediaType"],
+        stella_attestor::SIGNING_CONFIG_MEDIA_TYPE
+    );
+    assert_eq!(signing_config["rekorTlogUrls"][0]["majorApiVersion"], 2);
+}
