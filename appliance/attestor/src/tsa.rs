@@ -324,7 +324,10 @@ pub fn verify_timestamp(
         return Err(bad("TimeStampResp has no token".into()));
     };
     let status_fields = der::children(status.content, "PKIStatusInfo")?;
-    if status_fields.first().map(|s| s.raw) != Some(&uint(&[0])[..]) {
+    if status.tag != SEQUENCE || token.tag != SEQUENCE {
+        return Err(bad("TimeStampResp fields are not SEQUENCEs".into()));
+    }
+    if status_fields.len() != 1 || status_fields[0].raw != uint(&[0]).as_slice() {
         return Err(bad("status is not granted".into()));
     }
     let token_fields = der::children(token.content, "ContentInfo")?;
@@ -334,25 +337,31 @@ pub fn verify_timestamp(
     if content_type.raw != oid(OID_SIGNED_DATA) || explicit.tag != 0xa0 {
         return Err(bad("token is not SignedData".into()));
     }
-    let (signed_data, _) = der::expect(explicit.content, SEQUENCE, "SignedData")?;
+    let signed_data = only(explicit.content, SEQUENCE, "SignedData")?;
     let fields = der::children(signed_data.content, "SignedData")?;
     let encap = fields
         .get(2)
         .ok_or_else(|| bad("SignedData too short".into()))?;
     let signer_infos = fields.last().ok_or_else(|| bad("no signerInfos".into()))?;
+    if encap.tag != SEQUENCE || signer_infos.tag != der::SET {
+        return Err(bad("SignedData fields have unexpected tags".into()));
+    }
     let encap_fields = der::children(encap.content, "EncapsulatedContentInfo")?;
     let [e_type, e_explicit] = encap_fields.as_slice() else {
         return Err(bad("EncapsulatedContentInfo malformed".into()));
     };
-    if e_type.raw != oid(OID_TST_INFO) {
+    if e_type.raw != oid(OID_TST_INFO) || e_explicit.tag != 0xa0 {
         return Err(bad("content is not TSTInfo".into()));
     }
-    let (tst_octets, _) = der::expect(e_explicit.content, OCTET_STRING, "eContent")?;
+    let tst_octets = only(e_explicit.content, OCTET_STRING, "eContent")?;
     let tst_info = tst_octets.content;
     let infos = der::children(signer_infos.content, "SignerInfos")?;
     let [info] = infos.as_slice() else {
         return Err(bad("expected exactly one SignerInfo".into()));
     };
+    if info.tag != SEQUENCE {
+        return Err(bad("SignerInfo is not a SEQUENCE".into()));
+    }
     let info_fields = der::children(info.content, "SignerInfo")?;
     let attributes = info_fields
         .iter()
@@ -362,6 +371,36 @@ pub fn verify_timestamp(
         .last()
         .filter(|f| f.tag == OCTET_STRING)
         .ok_or_else(|| bad("SignerInfo has no signature".into()))?;
+    // Every unsigned field must be exactly what a token by the trusted leaf carries, so no byte
+    // of the token can change without failing (CMS leaves these outside the signature).
+    let leaf_der_for_sid = chain
+        .first()
+        .ok_or_else(|| bad("TSA chain is empty".into()))?;
+    let (_, sid_leaf) = x509_parser::parse_x509_certificate(leaf_der_for_sid)
+        .map_err(|error| bad(format!("TSA certificate: {error}")))?;
+    let sha256 = cons(SEQUENCE, &[&oid(OID_SHA256)]);
+    let expected_sid = cons(
+        SEQUENCE,
+        &[
+            sid_leaf.tbs_certificate.issuer.as_raw(),
+            &tlv(INTEGER, sid_leaf.tbs_certificate.raw_serial()),
+        ],
+    );
+    let fixed = fields.len() == 5
+        && fields[0].raw == uint(&[3]).as_slice()
+        && fields[1].raw == set_of(vec![sha256.clone()]).as_slice()
+        && fields[3].tag == 0xa0
+        && info_fields.len() == 6
+        && info_fields[0].raw == uint(&[1]).as_slice()
+        && info_fields[1].raw == expected_sid.as_slice()
+        && info_fields[2].raw == sha256.as_slice()
+        && info_fields[3].tag == 0xa0
+        && info_fields[4].raw == cons(SEQUENCE, &[&oid(OID_ECDSA_SHA256)]).as_slice();
+    if !fixed {
+        return Err(bad(
+            "SignedData or SignerInfo fields differ from a token of the trusted TSA".into(),
+        ));
+    }
     let mut attributes_set = attributes.raw.to_vec();
     attributes_set[0] = der::SET;
     let leaf_der = chain
@@ -431,7 +470,7 @@ pub fn verify_timestamp(
             .verify(leaf.tbs_certificate.as_ref(), &leaf.signature_value.data)
             .map_err(|_| bad("TSA certificate is not issued by the TSA root".into()))?;
     }
-    let (tst, _) = der::expect(tst_info, SEQUENCE, "TSTInfo")?;
+    let tst = only(tst_info, SEQUENCE, "TSTInfo")?;
     let tst_fields = der::children(tst.content, "TSTInfo")?;
     let imprint = tst_fields
         .get(2)
@@ -465,6 +504,18 @@ pub fn verify_timestamp(
         ));
     }
     Ok(VerifiedTimestamp { time, digest })
+}
+
+/// Exactly one TLV of `tag` and nothing after it.
+fn only<'a>(input: &'a [u8], tag: u8, what: &'static str) -> Result<der::Tlv<'a>, AttestorError> {
+    let (value, rest) = der::expect(input, tag, what)?;
+    if !rest.is_empty() {
+        return Err(AttestorError::Der {
+            what,
+            reason: "trailing bytes".into(),
+        });
+    }
+    Ok(value)
 }
 
 fn parse_generalized_time(bytes: &[u8]) -> Option<OffsetDateTime> {

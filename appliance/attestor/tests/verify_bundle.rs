@@ -260,3 +260,48 @@ fn timestamp_after_certificate_expiry_fails_validity() {
         "got {result:?}"
     );
 }
+
+#[test]
+fn single_bit_flips_never_panic_and_almost_never_pass() {
+    let Some((bundle, sbom, trust)) = fixture("single_bit_flips_never_panic_and_almost_never_pass")
+    else {
+        return;
+    };
+    let bytes = serde_json::to_vec(&bundle).unwrap();
+    let keyid = bundle["dsseEnvelope"]["signatures"][0]["keyid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let keyid_at = bytes
+        .windows(keyid.len())
+        .position(|w| w == keyid.as_bytes())
+        .unwrap();
+    let mut passed = Vec::new();
+    for at in (0..bytes.len()).step_by(4) {
+        let mut changed = bytes.clone();
+        changed[at] ^= 0x01;
+        if verify_bundle(&changed, Some(&sbom), &trust).is_ok() {
+            passed.push(at);
+        }
+    }
+    // The DSSE keyid is an unsigned hint (as in Sigstore); every other byte matters.
+    let outside_keyid: Vec<_> = passed
+        .iter()
+        .filter(|at| !(keyid_at - 9..keyid_at + keyid.len() + 1).contains(*at))
+        .collect();
+    for at in outside_keyid
+        .iter()
+        .take(3)
+        .chain(outside_keyid.iter().rev().take(1))
+    {
+        let lo = at.saturating_sub(60);
+        eprintln!(
+            "context of {at}: {}",
+            String::from_utf8_lossy(&bytes[lo..**at + 10])
+        );
+    }
+    assert!(
+        outside_keyid.is_empty(),
+        "flips at {outside_keyid:?} still verify"
+    );
+}
