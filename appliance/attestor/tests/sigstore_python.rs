@@ -77,9 +77,15 @@ fn sigstore_python_verifies_offline_and_rejects_tampering() {
         return;
     };
     let Some(python) = python() else { return };
-    let version = Command::new(&python).args(["-m", "sigstore", "--version"]).output().unwrap();
+    let version = Command::new(&python)
+        .args(["-m", "sigstore", "--version"])
+        .output()
+        .unwrap();
     let version = String::from_utf8_lossy(&version.stdout).to_string();
-    assert!(version.starts_with("sigstore 4."), "need sigstore-python 4.x, found {version:?}");
+    assert!(
+        version.starts_with("sigstore 4."),
+        "need sigstore-python 4.x, found {version:?}"
+    );
     let source = Pkcs11KeySource::open(&settings).unwrap();
     let work = tempfile::tempdir().unwrap();
     let parts = build(&source, &work.path().join("log"));
