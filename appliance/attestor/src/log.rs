@@ -69,8 +69,12 @@ impl Tree {
     fn tile_hashes(&self, tile_level: u32, lo: u64, hi: u64) -> Vec<u8> {
         let level = (tile_level * TILE_HEIGHT) as usize;
         let mut out = Vec::with_capacity(((hi - lo) * 32) as usize);
-        if let Some(hashes) = self.levels.get(level) {
-            for hash in &hashes[lo as usize..hi as usize] {
+        if let Some(hashes) = self
+            .levels
+            .get(level)
+            .and_then(|hashes| hashes.get(lo as usize..hi as usize))
+        {
+            for hash in hashes {
                 out.extend_from_slice(hash);
             }
         }
