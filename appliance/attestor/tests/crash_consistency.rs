@@ -126,7 +126,7 @@ fn sigkill_during_appends_loses_nothing_acknowledged() {
             std::env::var_os("CI").is_none(),
             "{SOFTHSM_MODULE} missing (CI is set)"
         );
-        eprintln!("SKIP crash test: {SOFTHSM_MODULE} missing; install Debian package softhsm2");
+        loud_skip!("SKIP crash test: {SOFTHSM_MODULE} missing; install Debian package softhsm2");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -26,7 +26,10 @@ fn python() -> Option<PathBuf> {
             )
         }
         None => {
-            eprintln!(
+            // Written to the process's stderr directly, so libtest's capture cannot hide it.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
                 "SKIP sigstore-python interop: STELLA_TEST_PYTHON is not set (python with `pip install 'sigstore>=4,<5'`)"
             );
             None
@@ -72,11 +75,11 @@ fn flip_b64(bundle: &serde_json::Value, pointer: &str, at: usize) -> Vec<u8> {
 
 #[test]
 fn sigstore_python_verifies_offline_and_rejects_tampering() {
+    let Some(python) = python() else { return };
     let Some(settings) = softhsm_token("sigstore_python_verifies_offline_and_rejects_tampering")
     else {
         return;
     };
-    let Some(python) = python() else { return };
     let version = Command::new(&python)
         .args(["-m", "sigstore", "--version"])
         .output()

@@ -7,6 +7,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use std::path::{Path, PathBuf};
+
+/// Prints a SKIP line to the process's stderr directly, past libtest's output capture.
+#[macro_export]
+macro_rules! loud_skip {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 use std::process::Command;
 
 use stella_hsm::{Pkcs11Settings, initialize_token};
@@ -36,7 +45,9 @@ pub fn softhsm_token(test_name: &str) -> Option<Pkcs11Settings> {
                 "{SOFTHSM_MODULE} is missing: install Debian package softhsm2 (CI is set, so this fails)"
             );
         }
-        eprintln!("SKIP {test_name}: {SOFTHSM_MODULE} is missing; install Debian package softhsm2");
+        loud_skip!(
+            "SKIP {test_name}: {SOFTHSM_MODULE} is missing; install Debian package softhsm2"
+        );
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -56,7 +67,7 @@ pub fn softhsm_token(test_name: &str) -> Option<Pkcs11Settings> {
     println!("{stdout}");
     // Loud SKIP lines of the child (e.g. a missing python) must reach the parent's output.
     for line in stderr.lines().filter(|line| line.starts_with("SKIP")) {
-        eprintln!("{line}");
+        loud_skip!("{line}");
     }
     None
 }
