@@ -3,6 +3,14 @@
 //!
 //! Keys stay in the HSM: the checkpoint key (Ed25519) signs checkpoints and the timestamping
 //! key (P-256) signs timestamps, both through [`stella_hsm::Signer`].
+//!
+//! The daemon's flow: [`Attestor::open`] (data dir, key source, the signer's CA and CT log) →
+//! for each `stella_signer::SignedAttestation`, [`Attestor::attest`] logs a hashedrekord over
+//! the DSSE PAE digest, timestamps the signature and returns the Sigstore bundle v0.3 →
+//! [`Attestor::trusted_root_json`] / [`Attestor::client_trust_config_json`] publish the trust
+//! documents. The log serves [`TransparencyLog::checkpoint`] and [`TransparencyLog::read_tile`];
+//! [`verify_log`] is the monitor and [`verify_bundle`] the offline verifier.
+//! Formats: `docs/transparency-log.md`, `docs/verify.md`.
 
 mod attestor;
 mod bundle;

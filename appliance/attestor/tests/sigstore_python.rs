@@ -130,6 +130,32 @@ fn sigstore_python_verifies_offline_and_rejects_tampering() {
     assert!(ok, "sigstore-python rejected the exported bundle:\n{text}");
     println!("sigstore-python accepted the bundle: {text}");
 
+    // The identity policy is enforced: another identity or issuer is refused.
+    for (flag, value) in [
+        ("--cert-identity", "https://someone.else/signer"),
+        ("--cert-oidc-issuer", "https://someone.else/oidc"),
+    ] {
+        let bundle_path = dir.join("sbom.cdx.json.sigstore.json");
+        let (identity, issuer) = if flag == "--cert-identity" {
+            (value, OIDC_ISSUER)
+        } else {
+            (IDENTITY, value)
+        };
+        let output = Command::new(&python)
+            .args(["-m", "sigstore", "--trust-config"])
+            .arg(dir.join("trust-config.json"))
+            .args(["verify", "identity", "--offline", "--bundle"])
+            .arg(&bundle_path)
+            .args(["--cert-identity", identity, "--cert-oidc-issuer", issuer])
+            .arg(dir.join("sbom.cdx.json"))
+            .output()
+            .unwrap();
+        assert!(
+            !output.status.success(),
+            "sigstore-python accepted a wrong {flag}"
+        );
+    }
+
     let bundle: serde_json::Value = serde_json::from_slice(&exported.json).unwrap();
     let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
     for at in [0usize, 17, 100, 1000] {
