@@ -279,3 +279,24 @@ pub fn export_bundle(
     })?;
     Ok(ExportedBundle { json, entry })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_trusted_root_of_the_fuzz_target_parses_and_garbage_does_not() {
+        let minimal = br#"{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1","tlogs":[{"logId":{"keyId":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="},"publicKey":{"rawBytes":""}}],"certificateAuthorities":[{"certChain":{"certificates":[{"rawBytes":""}]}}],"ctlogs":[{"publicKey":{"rawBytes":""}}]}"#;
+        let trust = TrustMaterial::from_trusted_root(minimal).unwrap();
+        assert_eq!(trust.log_id, [0u8; 32]);
+        for garbage in [
+            &b"{}"[..],
+            b"[]",
+            b"",
+            br#"{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}"#,
+        ] {
+            assert!(TrustMaterial::from_trusted_root(garbage).is_err());
+            assert!(crate::verify_bundle(garbage, None, &trust).is_err());
+        }
+    }
+}
