@@ -1,0 +1,3 @@
+//! Fuzzes Sigstore bundle parsing and offline verification, and TrustedRoot parsing.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| { let _ = stella_attestor::TrustMaterial::from_trusted_root(data); let _ = stella_attestor::verify_bundle(data, Some(b"artefact"), &stella_attestor::TrustMaterial::from_trusted_root(br#"{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1","tlogs":[{"logId":{"keyId":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="},"publicKey":{"rawBytes":""}}],"certificateAuthorities":[{"certChain":{"certificates":[{"rawBytes":""}]}}],"ctlogs":[{"publicKey":{"rawBytes":""}}]}"#).expect("fixed trusted root parses")); });
