@@ -32,35 +32,35 @@ impl KitState {
     /// The state a full kit with `contents` produces.
     pub fn from_contents(contents: &KitContents) -> Self {
         let mut state = KitState::default();
-        state.upsert(contents);
+        state.upsert(contents.clone());
         state
     }
 
-    fn upsert(&mut self, contents: &KitContents) {
-        for advisory in &contents.advisories {
-            let mut advisory = advisory.clone();
+    /// Moves every record of `contents` into the state (records are large: never copied here).
+    fn upsert(&mut self, contents: KitContents) {
+        for mut advisory in contents.advisories {
             advisory.normalize();
             self.advisories.insert(advisory.id.clone(), advisory);
         }
-        for claim in &contents.vex_claims {
-            self.vex_claims.insert(claim.key(), claim.clone());
+        for claim in contents.vex_claims {
+            self.vex_claims.insert(claim.key(), claim);
         }
-        for entry in &contents.kev {
-            self.kev.insert(entry.cve.clone(), entry.clone());
+        for entry in contents.kev {
+            self.kev.insert(entry.cve.clone(), entry);
         }
-        for entry in &contents.epss {
-            self.epss.insert(entry.cve.clone(), entry.clone());
+        for entry in contents.epss {
+            self.epss.insert(entry.cve.clone(), entry);
         }
-        for licence in &contents.licences {
+        for licence in contents.licences {
             self.licences
-                .insert(licence.licence.licence_id.clone(), licence.clone());
+                .insert(licence.licence.licence_id.clone(), licence);
         }
-        for list in &contents.revocations {
-            self.revocations.insert(revocation_key(list), list.clone());
+        for list in contents.revocations {
+            self.revocations.insert(revocation_key(&list), list);
         }
-        for update in &contents.key_updates {
+        for update in contents.key_updates {
             self.key_updates
-                .insert(format!("{:020}", update.update.sequence), update.clone());
+                .insert(format!("{:020}", update.update.sequence), update);
         }
     }
 
@@ -97,13 +97,36 @@ impl KitState {
             key_updates: kit.key_updates.clone(),
             removed: kit.removed.clone(),
         };
-        match kit.manifest.kind {
-            KitKind::Full => *self = KitState::from_contents(&contents),
+        self.apply_contents(kit.manifest.kind, contents)
+    }
+
+    /// Like [`KitState::apply`], but moves the records out of `kit` (its manifest stays), so a
+    /// large kit is held in memory once, not twice.
+    pub fn apply_taking(&mut self, kit: &mut VerifiedKit) -> Result<(), KitError> {
+        let contents = KitContents {
+            advisories: std::mem::take(&mut kit.advisories),
+            vex_claims: std::mem::take(&mut kit.vex_claims),
+            kev: std::mem::take(&mut kit.kev),
+            epss: std::mem::take(&mut kit.epss),
+            licences: std::mem::take(&mut kit.licences),
+            revocations: std::mem::take(&mut kit.revocations),
+            key_updates: std::mem::take(&mut kit.key_updates),
+            removed: std::mem::take(&mut kit.removed),
+        };
+        self.apply_contents(kit.manifest.kind, contents)
+    }
+
+    fn apply_contents(&mut self, kind: KitKind, contents: KitContents) -> Result<(), KitError> {
+        match kind {
+            KitKind::Full => {
+                *self = KitState::default();
+                self.upsert(contents);
+            }
             KitKind::Delta => {
                 for removed in &contents.removed {
                     self.remove(removed)?;
                 }
-                self.upsert(&contents);
+                self.upsert(contents);
             }
         }
         Ok(())

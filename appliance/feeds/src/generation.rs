@@ -286,6 +286,15 @@ impl Generation {
     /// Reads every record back into per-channel states (the base for the next generation, and
     /// what tests compare against the contract's reference `KitState`).
     pub fn states(&self) -> Result<BTreeMap<String, KitState>, FeedError> {
+        self.states_except(None)
+    }
+
+    /// [`Generation::states`] without the records of `skip` (a full kit replaces that channel
+    /// whole, so reading it would only cost memory).
+    pub(crate) fn states_except(
+        &self,
+        skip: Option<&str>,
+    ) -> Result<BTreeMap<String, KitState>, FeedError> {
         let txn = self.db.begin_read().map_err(|e| self.redb_err(e))?;
         let table = txn.open_table(RECORDS).map_err(|e| self.redb_err(e))?;
         let mut states: BTreeMap<String, KitState> = BTreeMap::new();
@@ -299,6 +308,9 @@ impl Generation {
             };
             let kind = Kind::from_tag(tag)
                 .ok_or_else(|| FeedError::Corrupt(format!("unknown record kind in {key:?}")))?;
+            if skip == Some(channel) {
+                continue;
+            }
             let state = states.entry(channel.to_owned()).or_default();
             let bytes = value.value();
             let id = id.to_owned();

@@ -251,7 +251,7 @@ impl FeedStore {
             Some(generation) => effective_keys(&options.trusted_keys, &generation.states()?)?,
             None => (options.trusted_keys.clone(), None),
         };
-        let kit = match stella_importer::verify_kit(
+        let mut kit = match stella_importer::verify_kit(
             kit_bytes,
             &trusted_keys,
             &ImporterClock(at),
@@ -294,12 +294,14 @@ impl FeedStore {
         }
 
         // Build the new state of every channel: the kit's channel changes, the others carry over.
+        // A full kit replaces its channel: only the other channels are read back.
+        let skip = (kit.manifest.kind == KitKind::Full).then_some(channel.as_str());
         let mut states: BTreeMap<String, KitState> = match &current {
-            Some(generation) => generation.states()?,
+            Some(generation) => generation.states_except(skip)?,
             None => BTreeMap::new(),
         };
         let state = states.entry(channel.clone()).or_default();
-        if let Err(err) = state.apply(&kit) {
+        if let Err(err) = state.apply_taking(&mut kit) {
             return Err(reject(err.reason(), err.to_string(), Some(&kit))?);
         }
         let previous = current_pointer(catalog)?.map(|(n, _)| n);

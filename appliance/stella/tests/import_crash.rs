@@ -35,7 +35,12 @@ fn stella_kit() -> PathBuf {
 }
 
 fn copy_dir(from: &Path, to: &Path) {
-    let status = Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
@@ -66,7 +71,11 @@ fn generation_after_restart(data: &Path) -> u64 {
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(dirs, vec![format!("gen-{generation:010}")], "leftovers were not cleaned up");
+    assert_eq!(
+        dirs,
+        vec![format!("gen-{generation:010}")],
+        "leftovers were not cleaned up"
+    );
     generation
 }
 
@@ -88,13 +97,18 @@ fn sigkill_at_any_point_leaves_the_previous_or_the_new_generation() {
     let config = work.path().join("stella.toml");
     std::fs::write(
         &config,
-        format!("[kits]\ntrusted_keys = [{:?}]\n", kits.join("kit.pub").display().to_string()),
+        format!(
+            "[kits]\ntrusted_keys = [{:?}]\n",
+            kits.join("kit.pub").display().to_string()
+        ),
     )
     .unwrap();
 
     // The previous generation: the small kit.
     let template = work.path().join("template");
-    let status = import(&template, &config, &kits.join("kit-1.tar.zst")).wait().unwrap();
+    let status = import(&template, &config, &kits.join("kit-1.tar.zst"))
+        .wait()
+        .unwrap();
     assert!(status.success());
     assert_eq!(generation_after_restart(&template), 1);
 
@@ -102,7 +116,9 @@ fn sigkill_at_any_point_leaves_the_previous_or_the_new_generation() {
     let timed = work.path().join("timed");
     copy_dir(&template, &timed);
     let started = Instant::now();
-    let status = import(&timed, &config, &kits.join("kit-2.tar.zst")).wait().unwrap();
+    let status = import(&timed, &config, &kits.join("kit-2.tar.zst"))
+        .wait()
+        .unwrap();
     let full = started.elapsed();
     assert!(status.success());
     assert_eq!(generation_after_restart(&timed), 2);
@@ -120,11 +136,16 @@ fn sigkill_at_any_point_leaves_the_previous_or_the_new_generation() {
         let _ = child.kill();
         child.wait().unwrap();
         let generation = generation_after_restart(&data);
-        assert!(generation == 1 || generation == 2, "generation {generation}");
+        assert!(
+            generation == 1 || generation == 2,
+            "generation {generation}"
+        );
         outcomes[generation as usize] += 1;
         if generation == 1 && !recovered {
             // The next import from the killed state loads the kit.
-            let status = import(&data, &config, &kits.join("kit-2.tar.zst")).wait().unwrap();
+            let status = import(&data, &config, &kits.join("kit-2.tar.zst"))
+                .wait()
+                .unwrap();
             assert!(status.success());
             assert_eq!(generation_after_restart(&data), 2);
             recovered = true;
@@ -135,6 +156,9 @@ fn sigkill_at_any_point_leaves_the_previous_or_the_new_generation() {
         "after {KILLS} kills: {} left the previous generation, {} the new one",
         outcomes[1], outcomes[2]
     );
-    assert!(outcomes[1] > 0, "no kill landed before the switch: the test proved nothing");
+    assert!(
+        outcomes[1] > 0,
+        "no kill landed before the switch: the test proved nothing"
+    );
     assert!(recovered);
 }
