@@ -1,6 +1,7 @@
 //! Architecture invariants that the dependency graph must keep (see ARCHITECTURE.md):
 //! `stella-kit` links neither the daemon, the web stack nor the stores; only `stella-web` knows
-//! axum/askama; `stella-hsm` knows nothing of the domain.
+//! axum/askama; `stella-hsm` knows nothing of the domain; `stella-authority` knows neither HTTP
+//! nor the stores.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
@@ -66,8 +67,12 @@ fn domain_crates_do_not_know_the_web() {
     for domain in [
         "stella-core",
         "stella-store",
+        "stella-feeds",
         "stella-scanner",
+        "stella-decide",
         "stella-signer",
+        "stella-attestor",
+        "stella-authority",
         "stella-importer",
         "stella-hsm",
     ] {
@@ -83,4 +88,12 @@ fn hsm_knows_nothing_of_the_domain() {
         .filter(|d| d.starts_with("stella-") && *d != "stella-hsm")
         .collect();
     assert!(domain.is_empty(), "stella-hsm depends on {domain:?}");
+}
+
+#[test]
+fn authority_knows_neither_http_nor_stores() {
+    let mut forbidden = vec!["rustls", "ureq"];
+    forbidden.extend(WEB_STACK);
+    forbidden.extend(STORES);
+    assert_absent("stella-authority", &forbidden);
 }
