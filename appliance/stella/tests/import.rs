@@ -302,3 +302,80 @@ fn stale_feed_shows_in_readyz() {
     assert_eq!(ready["stores"]["feeds"]["stale"], true, "{ready}");
     assert_eq!(ready["stores"]["feeds"]["channels"][0]["stale"], true);
 }
+
+/// The console: the kit page shows the empty state, the upload goes through the verification
+/// report (CSRF token required, file name escaped), and the page then shows freshness and trail.
+#[test]
+fn console_upload_shows_the_verification_report_and_the_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key = KitKey::new(dir.path(), "vendor");
+    let config = kits::config(dir.path(), &[&key], "");
+    let daemon = authority_common::Daemon::start(&data, &["--config", config.to_str().unwrap()]);
+    let session = authority_common::first_admin_login(&daemon, "a-long-new-password-1");
+    let page = authority_common::http(
+        daemon.addr,
+        "GET",
+        "/console/kits",
+        &[("Cookie", &session)],
+        "",
+    );
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("No kit imported yet"), "{}", page.body);
+    let action = page
+        .body
+        .split("action=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .replace("&amp;", "&");
+    assert!(action.starts_with("/console/kits?csrf="), "{action}");
+
+    let built = kits::build(&key, &kits::sample_contents(), 1, 0, 30, None);
+    let form = |csrf_action: &str, name: &str| {
+        let boundary = "consoleboundary42";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"kit\"; filename=\"{name}\"\r\nContent-Type: application/zstd\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(&built.archive);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        common::request_with_body(
+            daemon.addr,
+            "POST",
+            csrf_action,
+            &[
+                (
+                    "Content-Type",
+                    &format!("multipart/form-data; boundary={boundary}"),
+                ),
+                ("Cookie", &session),
+            ],
+            &body,
+        )
+    };
+    // Without the CSRF token: refused, nothing loaded.
+    let forged = form("/console/kits", "kit.tar.zst");
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let hostile_name = "<script>alert(1)</script>.tar.zst";
+    let report = form(&action, hostile_name);
+    assert_eq!(report.status, 200, "{}", report.body);
+    assert!(
+        report.body.contains("<strong>Loaded</strong>"),
+        "{}",
+        report.body
+    );
+    assert!(!report.body.contains("<script>"), "{}", report.body);
+    assert!(report.body.contains("&lt;script&gt;"), "{}", report.body);
+
+    let page = authority_common::http(
+        daemon.addr,
+        "GET",
+        "/console/kits",
+        &[("Cookie", &session)],
+        "",
+    );
+    assert!(page.body.contains("fresh, built"), "{}", page.body);
+    assert!(page.body.contains(">loaded<"), "{}", page.body);
+    assert!(page.body.contains(">admin<"), "{}", page.body);
+}

@@ -125,8 +125,15 @@ pub(crate) struct SessionInfo {
     must_change: bool,
 }
 
+impl SessionInfo {
+    /// The session's CSRF token, for forms a handler renders.
+    pub(crate) fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// Escapes text for HTML element content and attribute values.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -149,7 +156,7 @@ fn page(title: &str, body: &str) -> String {
     )
 }
 
-fn html(status: StatusCode, title: &str, body: &str) -> Response {
+pub(crate) fn html(status: StatusCode, title: &str, body: &str) -> Response {
     let mut response = (status, Html(page(title, body))).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -304,16 +311,31 @@ pub(crate) async fn check_session(
         );
     }
     let (parts, body) = request.into_parts();
+    let multipart = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
     let body = if safe {
         body
     } else {
-        // Every state-changing console request carries the session's CSRF token.
-        let (bytes, form) = match read_form(body).await {
-            Ok(read) => read,
-            Err(response) => return response,
+        // Every state-changing console request carries the session's CSRF token: in the form
+        // body, or for file uploads (multipart, possibly large) in the form action's query.
+        let (body, presented) = if multipart {
+            let query: HashMap<String, String> =
+                serde_urlencoded::from_str(parts.uri.query().unwrap_or("")).unwrap_or_default();
+            (body, query.get("csrf").cloned().unwrap_or_default())
+        } else {
+            let (bytes, form) = match read_form(body).await {
+                Ok(read) => read,
+                Err(response) => return response,
+            };
+            (
+                Body::from(bytes),
+                form.get("csrf").cloned().unwrap_or_default(),
+            )
         };
-        let presented = form.get("csrf").map(String::as_str).unwrap_or_default();
-        if !same(presented, &session.csrf) {
+        if !same(&presented, &session.csrf) {
             audit(
                 state,
                 &ctx,
@@ -328,7 +350,7 @@ pub(crate) async fn check_session(
                 "<p>The form's CSRF token is missing or wrong. Reload the page and try again.</p>",
             );
         }
-        Body::from(bytes)
+        body
     };
     let mut request = Request::from_parts(parts, body);
     request.extensions_mut().insert(Caller {
