@@ -3,6 +3,7 @@
 
 mod import;
 mod login;
+mod scan;
 mod serve;
 
 use std::path::PathBuf;
@@ -28,6 +29,8 @@ enum Command {
     Serve(ServeArgs),
     /// Verify an offline kit and load it (through the daemon when it holds the data dir).
     Import(import::ImportArgs),
+    /// Scan an image and write its SBOM (standalone: no daemon needed).
+    Scan(scan::ScanArgs),
     /// Obtain a DPoP-bound access token with client credentials and remember the profile.
     Login(login::LoginArgs),
     /// Call the appliance API as the logged-in client, e.g. `stella api GET /api/audit`.
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
         Command::Import(args) => import::run(args),
+        Command::Scan(args) => scan::run(args),
         Command::Login(args) => login::run(args).map(|()| ExitCode::SUCCESS),
         Command::Api(args) => login::api(args).map(|()| ExitCode::SUCCESS),
         Command::ResetPassword(args) => login::reset_password(args).map(|()| ExitCode::SUCCESS),

@@ -11,6 +11,8 @@ use crate::StoreError;
 const BLOBS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("blobs");
 /// Cache key (layer digest + analyzer versions, see `docs/cache-keys.md`) → fragment bytes.
 const LAYER_CACHE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("layer_cache");
+/// File content key (see `docs/cache-keys.md`) → that file's analyzer results.
+const FILE_CACHE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("file_cache");
 /// A one-row table that `/readyz` writes to prove the database is writable.
 const PROBE: TableDefinition<&str, u64> = TableDefinition::new("probe");
 
@@ -33,6 +35,7 @@ impl BlobStore {
         txn.open_table(BLOBS).map_err(|e| err(e.into()))?;
         txn.open_table(LAYER_CACHE).map_err(|e| err(e.into()))?;
         txn.open_table(PROBE).map_err(|e| err(e.into()))?;
+        txn.open_table(FILE_CACHE).map_err(|e| err(e.into()))?;
         txn.commit().map_err(|e| err(e.into()))?;
         Ok(Self {
             path: path.to_owned(),
@@ -89,6 +92,29 @@ impl BlobStore {
         {
             let mut table = txn.open_table(LAYER_CACHE).map_err(|e| self.err(e))?;
             table.insert(key, fragment).map_err(|e| self.err(e))?;
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
+
+    /// One file's cached analyzer results, if any.
+    pub fn file_result(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(FILE_CACHE).map_err(|e| self.err(e))?;
+        let value = table.get(key).map_err(|e| self.err(e))?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    /// Stores many files' analyzer results in one transaction.
+    pub fn put_file_results<'a>(
+        &self,
+        entries: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut table = txn.open_table(FILE_CACHE).map_err(|e| self.err(e))?;
+            for (key, value) in entries {
+                table.insert(key, value).map_err(|e| self.err(e))?;
+            }
         }
         txn.commit().map_err(|e| self.err(e))
     }

@@ -1,0 +1,183 @@
+//! `stella scan IMAGE`: scan an image standalone (no daemon) and write its SBOM. The layer cache
+//! lives in the data directory's blob store when this process can take the data directory;
+//! when a daemon holds it, the scan runs with an in-memory cache and says so.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+use anyhow::Context as _;
+use stella_scanner::fragment::FileKey;
+use stella_scanner::{
+    FragmentKey, LayerCache, MemoryLayerCache, Platform, Progress, ProgressEvent, RegistryAccess,
+    ScanError, ScanOptions,
+};
+use stella_store::{BlobStore, StoreError, Stores};
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct ScanArgs {
+    /// OCI layout directory, OCI archive, `docker save` archive, or `registry/repo:tag|@digest`.
+    image: String,
+    /// SBOM format.
+    #[arg(long, default_value = "cdx-json", value_parser = ["cdx-json", "cdx-pb", "spdx-json"])]
+    format: String,
+    /// Write the SBOM here instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Platform of a multi-platform image.
+    #[arg(long, default_value = "linux/amd64")]
+    platform: String,
+    /// A registry (`host[:port]`) that may be spoken to over plain HTTP; repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    insecure_registries: Vec<String>,
+    /// Configuration file (TOML).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory whose layer cache is used.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+/// The redb layer and file caches of the data directory (`docs/cache-keys.md`).
+pub(crate) struct StoreCache<'a>(pub(crate) &'a BlobStore);
+
+fn cache_error(e: StoreError) -> ScanError {
+    ScanError::Cache(e.to_string())
+}
+
+impl LayerCache for StoreCache<'_> {
+    fn get(&self, key: &FragmentKey) -> Result<Option<Vec<u8>>, ScanError> {
+        self.0
+            .layer_fragment(key.as_string().as_bytes())
+            .map_err(cache_error)
+    }
+
+    fn put(&self, key: &FragmentKey, bytes: &[u8]) -> Result<(), ScanError> {
+        self.0
+            .put_layer_fragment(key.as_string().as_bytes(), bytes)
+            .map_err(cache_error)
+    }
+
+    fn get_file(&self, key: &FileKey) -> Result<Option<Vec<u8>>, ScanError> {
+        self.0
+            .file_result(key.as_string().as_bytes())
+            .map_err(cache_error)
+    }
+
+    fn put_files(&self, entries: &[(FileKey, Vec<u8>)]) -> Result<(), ScanError> {
+        let keys: Vec<String> = entries.iter().map(|(k, _)| k.as_string()).collect();
+        self.0
+            .put_file_results(
+                keys.iter()
+                    .zip(entries)
+                    .map(|(k, (_, v))| (k.as_bytes(), v.as_slice())),
+            )
+            .map_err(cache_error)
+    }
+}
+
+/// A progress bar on stderr, only when stderr is a terminal.
+struct Bar(Option<Mutex<indicatif::ProgressBar>>);
+
+impl Bar {
+    fn new() -> Self {
+        Self(std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes}",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            Mutex::new(bar)
+        }))
+    }
+}
+
+impl Progress for Bar {
+    fn on_event(&self, event: &ProgressEvent) {
+        let Some(bar) = &self.0 else { return };
+        let bar = bar
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match event {
+            ProgressEvent::Resolved {
+                layers,
+                total_bytes,
+                ..
+            } => {
+                bar.set_length(total_bytes.unwrap_or(0));
+                bar.set_message(format!("{layers} layers"));
+            }
+            ProgressEvent::LayerStarted { index, reused, .. } => {
+                bar.set_message(format!(
+                    "layer {} {}",
+                    index + 1,
+                    if *reused { "(cached)" } else { "" }
+                ));
+            }
+            ProgressEvent::BytesRead(n) => bar.inc(*n),
+            _ => {}
+        }
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.0 {
+            bar.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .finish_and_clear();
+        }
+    }
+}
+
+pub(crate) fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
+    let config = crate::serve::load_config(args.config.as_deref(), args.data_dir)?;
+    let source = stella_scanner::open_image(
+        &args.image,
+        &RegistryAccess {
+            insecure_registries: args.insecure_registries,
+            credentials: None,
+        },
+    )?;
+    let options = ScanOptions {
+        platform: Platform::parse(&args.platform)?,
+        source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
+            .ok()
+            .and_then(|v| v.trim().parse().ok()),
+        ..ScanOptions::default()
+    };
+    let progress = Bar::new();
+    let result = match Stores::open(&config.storage.data_dir) {
+        Ok(stores) => stella_scanner::scan(
+            source.as_ref(),
+            &options,
+            &StoreCache(&stores.blobs),
+            &progress,
+        )?,
+        Err(StoreError::Locked { .. }) => {
+            eprintln!("stella: the daemon holds the data dir; scanning without its layer cache");
+            stella_scanner::scan(
+                source.as_ref(),
+                &options,
+                &MemoryLayerCache::default(),
+                &progress,
+            )?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    drop(progress);
+    let sbom = match args.format.as_str() {
+        "cdx-pb" => result.to_cyclonedx_protobuf()?,
+        "spdx-json" => result.to_spdx_json()?,
+        _ => result.to_cyclonedx_json()?,
+    };
+    match &args.output {
+        Some(path) => std::fs::write(path, &sbom)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => std::io::stdout().write_all(&sbom)?,
+    }
+    eprintln!("stella: {}: {}", args.image, result.summary);
+    Ok(ExitCode::SUCCESS)
+}
