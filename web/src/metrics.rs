@@ -30,6 +30,11 @@ struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LayerLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StoreLabels {
     store: &'static str,
 }
@@ -39,6 +44,7 @@ type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 /// The daemon's metrics registry.
 pub struct Metrics {
     registry: Registry,
+    layers: Family<LayerLabels, Counter>,
     requests: Family<RequestLabels, Counter>,
     latency: HistogramFamily,
     store_bytes: Family<StoreLabels, Gauge>,
@@ -81,11 +87,27 @@ impl Metrics {
             "Build information",
             Info::new(vec![("version", stella_core::VERSION)]),
         );
+        let layers = Family::<LayerLabels, Counter>::default();
+        registry.register(
+            "scan_layers",
+            "Image layers scanned, by outcome: analysed or reused from the layer cache",
+            layers.clone(),
+        );
         Self {
             registry,
+            layers,
             requests,
             latency,
             store_bytes,
+        }
+    }
+
+    /// Counts the layers of one scan: analysed, or reused from the cache.
+    pub fn record_scan(&self, analysed: usize, reused: usize) {
+        for (outcome, n) in [("analysed", analysed), ("reused", reused)] {
+            self.layers
+                .get_or_create(&LayerLabels { outcome })
+                .inc_by(n as u64);
         }
     }
 

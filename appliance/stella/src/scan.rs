@@ -8,12 +8,11 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use anyhow::Context as _;
-use stella_scanner::fragment::FileKey;
 use stella_scanner::{
-    FragmentKey, LayerCache, MemoryLayerCache, Platform, Progress, ProgressEvent, RegistryAccess,
-    ScanError, ScanOptions,
+    MemoryLayerCache, Platform, Progress, ProgressEvent, RegistryAccess, ScanOptions,
 };
-use stella_store::{BlobStore, StoreError, Stores};
+use stella_store::{StoreError, Stores};
+use stella_web::StoreCache;
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct ScanArgs {
@@ -37,44 +36,6 @@ pub(crate) struct ScanArgs {
     /// Data directory whose layer cache is used.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-}
-
-/// The redb layer and file caches of the data directory (`docs/cache-keys.md`).
-pub(crate) struct StoreCache<'a>(pub(crate) &'a BlobStore);
-
-fn cache_error(e: StoreError) -> ScanError {
-    ScanError::Cache(e.to_string())
-}
-
-impl LayerCache for StoreCache<'_> {
-    fn get(&self, key: &FragmentKey) -> Result<Option<Vec<u8>>, ScanError> {
-        self.0
-            .layer_fragment(key.as_string().as_bytes())
-            .map_err(cache_error)
-    }
-
-    fn put(&self, key: &FragmentKey, bytes: &[u8]) -> Result<(), ScanError> {
-        self.0
-            .put_layer_fragment(key.as_string().as_bytes(), bytes)
-            .map_err(cache_error)
-    }
-
-    fn get_file(&self, key: &FileKey) -> Result<Option<Vec<u8>>, ScanError> {
-        self.0
-            .file_result(key.as_string().as_bytes())
-            .map_err(cache_error)
-    }
-
-    fn put_files(&self, entries: &[(FileKey, Vec<u8>)]) -> Result<(), ScanError> {
-        let keys: Vec<String> = entries.iter().map(|(k, _)| k.as_string()).collect();
-        self.0
-            .put_file_results(
-                keys.iter()
-                    .zip(entries)
-                    .map(|(k, (_, v))| (k.as_bytes(), v.as_slice())),
-            )
-            .map_err(cache_error)
-    }
 }
 
 /// A progress bar on stderr, only when stderr is a terminal.

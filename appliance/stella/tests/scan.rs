@@ -97,3 +97,77 @@ fn a_tampered_blob_fails_the_scan_naming_it() {
     let name = victim.file_name().unwrap().to_string_lossy();
     assert!(stderr.contains(name.as_ref()), "{stderr}");
 }
+
+/// `POST /api/scans` runs a scan in the daemon; `GET /api/scans/{id}` follows it; the SBOM is
+/// served by image digest; `/metrics` counts analysed and reused layers.
+#[test]
+fn scan_over_the_api_and_fetch_the_sbom() {
+    #[path = "authority_common/mod.rs"]
+    mod authority_common;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("stella.toml");
+    std::fs::write(&config, "[auth]\nallow_bearer_tokens = true\n").unwrap();
+    let daemon = authority_common::Daemon::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let session = authority_common::first_admin_login(&daemon, "a-long-new-password-1");
+    let secret =
+        authority_common::register_client(&daemon, &session, "ci", "scanner.scan scanner.read");
+    let token = authority_common::http(
+        daemon.addr,
+        "POST",
+        "/oauth/token",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &format!("grant_type=client_credentials&client_id=ci&client_secret={secret}&scope=scanner.scan+scanner.read"),
+    )
+    .json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let auth = format!("Bearer {token}");
+    let call = |method: &str, path: &str, body: &str| {
+        authority_common::http(
+            daemon.addr,
+            method,
+            path,
+            &[
+                ("Authorization", auth.as_str()),
+                ("Content-Type", "application/json"),
+            ],
+            body,
+        )
+    };
+    let golden = std::fs::read_to_string(fixtures().join("golden/fixture.cdx.json")).unwrap();
+    for expected in ["analysed\"} 4", "reused\"} 4"] {
+        let body = serde_json::json!({ "path": fixtures().join("fixture-oci") }).to_string();
+        let started = call("POST", "/api/scans", &body);
+        assert_eq!(started.status, 202, "{}", started.body);
+        let id = started.json()["scanId"].as_str().unwrap().to_owned();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let done = loop {
+            let scan = call("GET", &format!("/api/scans/{id}"), "").json();
+            if scan["status"] != "running" {
+                break scan;
+            }
+            assert!(std::time::Instant::now() < deadline, "scan never finished");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        assert_eq!(done["status"], "done", "{done}");
+        let digest = done["imageDigest"].as_str().unwrap();
+        let sbom = call(
+            "GET",
+            &format!("/api/sboms/{digest}?format=cdx-json&view=inventory"),
+            "",
+        );
+        assert_eq!(sbom.status, 200);
+        assert_eq!(sbom.body, golden);
+        let metrics = call("GET", "/metrics", "").body;
+        assert!(
+            metrics.contains(&format!("stella_scan_layers_total{{outcome=\"{expected}")),
+            "{metrics}"
+        );
+    }
+    let missing = call("GET", &format!("/api/sboms/sha256:{}", "0".repeat(64)), "");
+    assert_eq!(missing.status, 404);
+}
