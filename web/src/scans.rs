@@ -170,6 +170,7 @@ fn run_scan(
     .map_err(|e| e.to_string())?;
     let options = ScanOptions {
         platform,
+        parallel_layers: std::thread::available_parallelism().map_or(1, |n| n.get()),
         ..ScanOptions::default()
     };
     let stores = state.stores();

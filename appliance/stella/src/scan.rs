@@ -107,6 +107,9 @@ pub(crate) fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
             .ok()
             .and_then(|v| v.trim().parse().ok()),
+        // Layers are read and analysed in parallel up to the core count; the SBOM does not depend
+        // on it (docs/scanner.md).
+        parallel_layers: std::thread::available_parallelism().map_or(1, |n| n.get()),
         ..ScanOptions::default()
     };
     let progress = Bar::new();
