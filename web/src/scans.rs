@@ -195,7 +195,19 @@ fn run_scan(
         }
         .map_err(|e| e.to_string())?;
         let blob = stores.blobs.put(&bytes).map_err(|e| e.to_string())?;
-        sboms.push((format, blob, bytes.len()));
+        sboms.push(("sbom", format, blob, bytes.len()));
+    }
+    // The per-layer fragments the image SBOMs point at (CycloneDX BOM-Link, SPDX
+    // ExternalDocumentRef), so that every reference resolves inside the appliance.
+    for index in 0..result.layers.len() {
+        for (format, bytes) in [
+            ("cdx-json", result.layer_to_cyclonedx_json(index)),
+            ("spdx-json", result.layer_to_spdx_json(index)),
+        ] {
+            let bytes = bytes.map_err(|e| e.to_string())?;
+            let blob = stores.blobs.put(&bytes).map_err(|e| e.to_string())?;
+            sboms.push(("layer-sbom", format, blob, bytes.len()));
+        }
     }
     let mut conn = stores.catalog.connection();
     let txn = conn.transaction().map_err(|e| e.to_string())?;
@@ -221,14 +233,14 @@ fn run_scan(
             )?;
         }
         txn.execute(
-            "DELETE FROM artifacts WHERE image_digest = ?1 AND kind = 'sbom'",
+            "DELETE FROM artifacts WHERE image_digest = ?1 AND kind IN ('sbom', 'layer-sbom')",
             [&digest],
         )?;
-        for (format, blob, size) in &sboms {
+        for (kind, format, blob, size) in &sboms {
             txn.execute(
                 "INSERT INTO artifacts (kind, format, digest, size, image_digest, created_at)
-                 VALUES ('sbom', ?1, ?2, ?3, ?4, ?5)",
-                params![format, blob.to_string(), *size as i64, digest, now],
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![kind, format, blob.to_string(), *size as i64, digest, now],
             )?;
         }
         Ok(())

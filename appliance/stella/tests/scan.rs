@@ -139,6 +139,8 @@ fn scan_over_the_api_and_fetch_the_sbom() {
         )
     };
     let golden = std::fs::read_to_string(fixtures().join("golden/fixture.cdx.json")).unwrap();
+    let missing = call("GET", &format!("/api/sboms/sha256:{}", "0".repeat(64)), "");
+    assert_eq!(missing.status, 404);
     for expected in ["analysed\"} 4", "reused\"} 4"] {
         let body = serde_json::json!({ "path": fixtures().join("fixture-oci") }).to_string();
         let started = call("POST", "/api/scans", &body);
@@ -168,6 +170,22 @@ fn scan_over_the_api_and_fetch_the_sbom() {
             "{metrics}"
         );
     }
-    let missing = call("GET", &format!("/api/sboms/sha256:{}", "0".repeat(64)), "");
-    assert_eq!(missing.status, 404);
+    // The per-layer fragments the image SBOM links to are stored beside it.
+    let data = dir.path().join("data");
+    daemon.stop();
+    let stores = stella_store::Stores::open(&data).unwrap();
+    let layer_sboms: i64 = stores
+        .catalog
+        .connection()
+        .query_row(
+            "SELECT count(*) FROM artifacts WHERE kind = 'layer-sbom'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        layer_sboms,
+        4 * 2,
+        "a CycloneDX and an SPDX fragment per layer"
+    );
 }
