@@ -220,36 +220,3 @@ pub async fn serve_admin(
         .with_graceful_shutdown(shutdown)
         .await
 }
-
-/// RFC 3339 (UTC, seconds) of a Unix time, for catalog rows.
-pub(crate) fn kits_rfc3339(unix: u64) -> String {
-    let secs = i64::try_from(unix).unwrap_or(i64::MAX);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm), so no date crate is needed here.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3_600,
-        (rem % 3_600) / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod time_tests {
-    #[test]
-    fn rfc3339_of_unix_times() {
-        assert_eq!(super::kits_rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::kits_rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(super::kits_rfc3339(1_780_000_000), "2026-05-28T20:26:40Z");
-    }
-}

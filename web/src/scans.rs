@@ -123,7 +123,7 @@ async fn start_scan(State(state): State<AppState>, body: axum::body::Bytes) -> R
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let id = new_scan_id();
-    let now = crate::kits_rfc3339(state.clock().now_unix());
+    let now = stella_core::rfc3339(state.clock().now_unix());
     let inserted = state.stores().catalog.connection().execute(
         "INSERT INTO scans (id, image_ref, status, started_at) VALUES (?1, ?2, 'running', ?3)",
         params![id, image, now],
@@ -134,7 +134,7 @@ async fn start_scan(State(state): State<AppState>, body: axum::body::Bytes) -> R
     let scan_id = id.clone();
     tokio::task::spawn_blocking(move || {
         let outcome = run_scan(&state, &image, platform, request.insecure_registries);
-        let finished = crate::kits_rfc3339(state.clock().now_unix());
+        let finished = stella_core::rfc3339(state.clock().now_unix());
         let conn = state.stores().catalog.connection();
         let written = match outcome {
             Ok((digest, summary)) => conn.execute(
@@ -185,7 +185,7 @@ fn run_scan(
         .metrics()
         .record_scan(result.summary.layers_analysed, result.summary.layers_reused);
     let digest = result.image.image_id.to_string();
-    let now = crate::kits_rfc3339(state.clock().now_unix());
+    let now = stella_core::rfc3339(state.clock().now_unix());
     let mut sboms = Vec::new();
     for format in FORMATS {
         let bytes = match format {

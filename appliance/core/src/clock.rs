@@ -30,3 +30,22 @@ impl Clock for FixedClock {
         self.0
     }
 }
+
+/// RFC 3339 (UTC, second precision) of a Unix time, as catalog rows and reports write it.
+pub fn rfc3339(unix: u64) -> String {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::from_unix_timestamp(i64::try_from(unix).unwrap_or(i64::MAX))
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| unix.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_of_unix_times() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(super::rfc3339(1_780_000_000), "2026-05-28T20:26:40Z");
+    }
+}

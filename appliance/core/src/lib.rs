@@ -7,7 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod digest;
 
-pub use clock::{Clock, FixedClock, SystemClock};
+pub use clock::{Clock, FixedClock, SystemClock, rfc3339};
 pub use config::{AuthConfig, Config, ConfigError, LogFormat, TlsConfig, TlsMode};
 pub use digest::{Digest, DigestError};
 

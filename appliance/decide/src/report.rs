@@ -2,6 +2,7 @@
 //! rule and the VEX decision behind every finding. The JSON form is specified in `docs/report.md`.
 
 use std::collections::{BTreeMap, HashMap};
+use stella_core::rfc3339;
 
 use serde::{Deserialize, Serialize};
 use stella_core::Clock;
@@ -520,17 +521,6 @@ fn licence_violation(policy: &Policy, component: &Component) -> Option<LicenceVi
         },
         reason: reasons.join("; "),
     })
-}
-
-fn rfc3339(now: u64) -> String {
-    let seconds = i64::try_from(now).unwrap_or(i64::MAX);
-    time::OffsetDateTime::from_unix_timestamp(seconds)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| now.to_string())
 }
 
 /// What a finding takes from its advisory alone.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
-use stella_core::Clock;
+use stella_core::{Clock, rfc3339};
 use stella_importer::manifest::{ContentKind, KitKind};
 use stella_importer::state::KitState;
 use stella_importer::verify::{ChannelHead, check_sequence};
@@ -155,13 +155,6 @@ impl stella_importer::Clock for ImporterClock {
     fn now(&self) -> OffsetDateTime {
         self.0
     }
-}
-
-fn rfc3339(unix: u64) -> String {
-    OffsetDateTime::from_unix_timestamp(i64::try_from(unix).unwrap_or(i64::MAX))
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| unix.to_string())
 }
 
 fn report(kit: &VerifiedKit, generation: Option<u64>, totals: Option<Counts>) -> ImportReport {
