@@ -478,6 +478,39 @@ impl Generation {
         }
     }
 
+    /// Every record of one kind, as `(channel, key, record)`, in key order.
+    fn records_of<T: DeserializeOwned>(&self, kind: Kind) -> Result<Vec<(String, T)>, FeedError> {
+        let txn = self.db.begin_read().map_err(|e| self.redb_err(e))?;
+        let table = txn.open_table(RECORDS).map_err(|e| self.redb_err(e))?;
+        let start = format!("{}\0", kind.tag());
+        let end = format!("{}\u{1}", kind.tag());
+        let mut out = Vec::new();
+        for entry in table
+            .range(start.as_str()..end.as_str())
+            .map_err(|e| self.redb_err(e))?
+        {
+            let (key, value) = entry.map_err(|e| self.redb_err(e))?;
+            let key = key.value();
+            let channel = key.split('\0').nth(1).unwrap_or_default().to_owned();
+            out.push((channel, decode(value.value(), key)?));
+        }
+        Ok(out)
+    }
+
+    /// Every licence kits brought, with its channel (for the signer's entitlement gate).
+    pub fn licences(
+        &self,
+    ) -> Result<Vec<(String, stella_importer::licence::SignedLicence)>, FeedError> {
+        self.records_of(Kind::Licence)
+    }
+
+    /// Every revocation list kits brought, with its channel.
+    pub fn revocation_lists(
+        &self,
+    ) -> Result<Vec<(String, stella_importer::licence::SignedRevocationList)>, FeedError> {
+        self.records_of(Kind::Revocation)
+    }
+
     /// Every advisory of every channel (for the matcher's full scans and for exports).
     pub fn all_advisories(&self) -> Result<Vec<(String, Advisory)>, FeedError> {
         Ok(self

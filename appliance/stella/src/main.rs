@@ -1,6 +1,7 @@
 //! stella: the appliance daemon (`stella serve`) and operator CLI. Thin by design: it parses
 //! arguments and wires the crates together.
 
+mod hsm;
 mod import;
 mod login;
 mod scan;
@@ -37,6 +38,12 @@ enum Command {
     Api(login::ApiArgs),
     /// Offline recovery: give a console user a new one-time password (daemon stopped).
     ResetPassword(login::ResetPasswordArgs),
+    /// The HSM: key ceremony (`init`), readiness (`status`), inventory (`keys`).
+    #[command(subcommand)]
+    Hsm(hsm::HsmCommand),
+    /// Licence enrolment: `stella licence request -o req.json`.
+    #[command(subcommand)]
+    Licence(hsm::LicenceCommand),
 }
 
 /// Flags of `stella serve`; each overrides the configuration file and the environment.
@@ -65,6 +72,8 @@ fn main() -> ExitCode {
         Command::Login(args) => login::run(args).map(|()| ExitCode::SUCCESS),
         Command::Api(args) => login::api(args).map(|()| ExitCode::SUCCESS),
         Command::ResetPassword(args) => login::reset_password(args).map(|()| ExitCode::SUCCESS),
+        Command::Hsm(command) => hsm::run(command),
+        Command::Licence(command) => hsm::licence(command),
     };
     match result {
         Ok(code) => code,
