@@ -6,6 +6,7 @@ pub mod auth;
 mod kits;
 mod metrics;
 mod ops;
+mod reports;
 mod request_id;
 mod scans;
 pub mod tls;
@@ -103,6 +104,7 @@ pub fn route_table() -> RouteTable {
     let table = ops::routes(table);
     let table = kits::routes(table);
     let table = scans::routes(table);
+    let table = reports::routes(table);
     let table = auth::oauth_routes(table);
     let table = auth::admin_routes(table);
     auth::console_routes(table)

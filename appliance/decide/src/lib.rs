@@ -9,6 +9,7 @@ pub mod component;
 pub mod matching;
 pub mod policy;
 pub mod report;
+pub mod sbom;
 pub mod severity;
 pub mod source;
 pub mod version;
@@ -19,6 +20,7 @@ pub use policy::{Policy, PolicyError};
 pub use report::{
     DecideError, Decision, Finding, FindingVerdict, Report, Snapshot, Subject, Verdict, evaluate,
 };
+pub use sbom::{SbomError, SbomInput, SbomLimits, components_from_cyclonedx};
 pub use source::{AdvisorySource, MemorySource, SourceError};
 pub use vex::{VexConfig, VexDecision};
 
