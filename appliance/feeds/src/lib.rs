@@ -13,7 +13,7 @@ mod index;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-pub use generation::{Counts, Generation};
+pub use generation::{Counts, Generation, PackageList};
 pub use import::{
     ChannelFreshness, ImportError, ImportOptions, ImportOutcome, ImportReport, KitImportRecord,
     Rejection,
