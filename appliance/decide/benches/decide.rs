@@ -342,13 +342,19 @@ fn main() {
     );
     let start = Instant::now();
     let mut fetched = 0usize;
+    let mut by_ecosystem: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
     for c in &components {
         use stella_decide::AdvisorySource;
-        fetched += source
+        let found = source
             .advisories_for_package(&c.ecosystem, c.source_name.as_deref().unwrap_or(&c.name))
             .unwrap()
             .len();
+        fetched += found;
+        let slot = by_ecosystem.entry(c.ecosystem.as_str()).or_default();
+        slot.0 += 1;
+        slot.1 += found;
     }
+    println!("components and advisories looked up, by ecosystem: {by_ecosystem:?}");
     println!(
         "lookups alone (with clones): {:.3} ms ({fetched} advisories)",
         start.elapsed().as_secs_f64() * 1e3

@@ -237,8 +237,22 @@ fn match_one(
     // Each list comes ordered by id from the source; a single list (the usual case) is used as
     // it is, several are joined in key order, ordered by id (stably) and freed of duplicates.
     let mut lists: Vec<Arc<[Arc<Advisory>]>> = Vec::new();
-    for (ecosystem, package) in lookup_keys(component, distro.as_ref()) {
-        let list = source.advisories_for_package(&ecosystem, &package)?;
+    let keys = lookup_keys(component, distro.as_ref());
+    let mut keys = keys.iter();
+    if let Some(release) = &distro {
+        // The family-wide list holds every release's advisories; only those with an entry for
+        // this release can decide anything (check_distro ignores the rest), so ask for those.
+        keys.next();
+        let family = release.family.ecosystem();
+        for name in release.names() {
+            let list = source.advisories_for_release(family, component.advisory_package(), name)?;
+            if !list.is_empty() {
+                lists.push(list);
+            }
+        }
+    }
+    for (ecosystem, package) in keys {
+        let list = source.advisories_for_package(ecosystem, package)?;
         if !list.is_empty() {
             lists.push(list);
         }

@@ -25,6 +25,24 @@ pub trait AdvisorySource: Sync {
         package: &str,
     ) -> Result<Arc<[Arc<Advisory>]>, SourceError>;
 
+    /// The advisories of [`AdvisorySource::advisories_for_package`]`(family, package)` that have
+    /// a per-release entry naming `release` as advisories write it (`bookworm`, `12`, `v3.20`)
+    /// for that package: the only ones that can decide anything for a distro package of that
+    /// release. Same order. Sources with a per-release index answer without reading the others.
+    fn advisories_for_release(
+        &self,
+        family: &str,
+        package: &str,
+        release: &str,
+    ) -> Result<Arc<[Arc<Advisory>]>, SourceError> {
+        let all = self.advisories_for_package(family, package)?;
+        Ok(all
+            .iter()
+            .filter(|advisory| names_release(advisory, family, package, release))
+            .cloned()
+            .collect())
+    }
+
     /// VEX claims about one vulnerability id.
     fn vex_claims_for(&self, vulnerability: &str) -> Result<Vec<VexClaim>, SourceError>;
 
@@ -104,8 +122,23 @@ impl AdvisorySource for stella_feeds::Generation {
     }
 }
 
-/// ecosystem -> package -> the package's advisories ordered by id, then insertion.
-type PackageIndex = HashMap<String, HashMap<String, Arc<[Arc<Advisory>]>>>;
+/// Whether `advisory` has an entry for `package` in distro `family` naming `release`.
+fn names_release(advisory: &Advisory, family: &str, package: &str, release: &str) -> bool {
+    advisory.affected.iter().any(|affected| {
+        affected.package == package
+            && affected.ecosystem.split(':').next() == Some(family)
+            && affected.distro.iter().any(|d| d.release.trim() == release)
+    })
+}
+
+/// The lists [`MemorySource`] hands out, ordered by id, then insertion.
+#[derive(Debug, Default)]
+struct PackageIndex {
+    /// ecosystem -> package -> advisories.
+    by_package: HashMap<String, HashMap<String, Arc<[Arc<Advisory>]>>>,
+    /// `family \0 package \0 release` -> advisories with an entry for that release.
+    by_release: HashMap<String, Arc<[Arc<Advisory>]>>,
+}
 
 /// An advisory source held in memory, indexed like the feed store (ecosystem + package).
 #[derive(Debug, Default)]
@@ -156,24 +189,52 @@ impl MemorySource {
 
     fn index(&self) -> &PackageIndex {
         self.index.get_or_init(|| {
-            self.by_package
+            let list_of = |indices: &[usize]| -> Arc<[Arc<Advisory>]> {
+                let mut list: Vec<Arc<Advisory>> = indices
+                    .iter()
+                    .map(|&i| self.advisories[i].clone())
+                    .collect();
+                // Stable: records sharing an id keep their insertion order.
+                list.sort_by(|a, b| a.id.cmp(&b.id));
+                Arc::from(list)
+            };
+            let by_package = self
+                .by_package
                 .iter()
                 .map(|(ecosystem, packages)| {
                     let lists = packages
                         .iter()
-                        .map(|(package, indices)| {
-                            let mut list: Vec<Arc<Advisory>> = indices
-                                .iter()
-                                .map(|&i| self.advisories[i].clone())
-                                .collect();
-                            // Stable: records sharing an id keep their insertion order.
-                            list.sort_by(|a, b| a.id.cmp(&b.id));
-                            (package.clone(), Arc::from(list))
-                        })
+                        .map(|(package, indices)| (package.clone(), list_of(indices)))
                         .collect();
                     (ecosystem.clone(), lists)
                 })
-                .collect()
+                .collect();
+            let mut releases: HashMap<String, Vec<usize>> = HashMap::new();
+            for (index, advisory) in self.advisories.iter().enumerate() {
+                let mut keys: Vec<String> = advisory
+                    .affected
+                    .iter()
+                    .flat_map(|affected| {
+                        let family = affected.ecosystem.split(':').next().unwrap_or("");
+                        affected.distro.iter().map(move |d| {
+                            format!("{family}\0{}\0{}", affected.package, d.release.trim())
+                        })
+                    })
+                    .collect();
+                keys.sort();
+                keys.dedup();
+                for key in keys {
+                    releases.entry(key).or_default().push(index);
+                }
+            }
+            let by_release = releases
+                .into_iter()
+                .map(|(key, indices)| (key, list_of(&indices)))
+                .collect();
+            PackageIndex {
+                by_package,
+                by_release,
+            }
         })
     }
 
@@ -213,8 +274,23 @@ impl AdvisorySource for MemorySource {
     ) -> Result<Arc<[Arc<Advisory>]>, SourceError> {
         Ok(self
             .index()
+            .by_package
             .get(ecosystem)
             .and_then(|packages| packages.get(package))
+            .cloned()
+            .unwrap_or_else(|| Arc::from(Vec::new())))
+    }
+
+    fn advisories_for_release(
+        &self,
+        family: &str,
+        package: &str,
+        release: &str,
+    ) -> Result<Arc<[Arc<Advisory>]>, SourceError> {
+        Ok(self
+            .index()
+            .by_release
+            .get(&format!("{family}\0{package}\0{release}"))
             .cloned()
             .unwrap_or_else(|| Arc::from(Vec::new())))
     }
