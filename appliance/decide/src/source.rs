@@ -131,13 +131,16 @@ fn names_release(advisory: &Advisory, family: &str, package: &str, release: &str
     })
 }
 
+/// One shared list of advisories.
+type AdvisoryList = Arc<[Arc<Advisory>]>;
+
 /// The lists [`MemorySource`] hands out, ordered by id, then insertion.
 #[derive(Debug, Default)]
 struct PackageIndex {
     /// ecosystem -> package -> advisories.
-    by_package: HashMap<String, HashMap<String, Arc<[Arc<Advisory>]>>>,
+    by_package: HashMap<String, HashMap<String, AdvisoryList>>,
     /// `family \0 package \0 release` -> advisories with an entry for that release.
-    by_release: HashMap<String, Arc<[Arc<Advisory>]>>,
+    by_release: HashMap<String, AdvisoryList>,
 }
 
 /// An advisory source held in memory, indexed like the feed store (ecosystem + package).
