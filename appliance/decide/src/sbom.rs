@@ -225,6 +225,40 @@ pub fn components_from_cyclonedx(
     })
 }
 
+impl SbomInput {
+    /// Marks `usedByEntrypoint` on every component that the usage-view SBOM of the same image
+    /// lists (the scanner writes the usage closure as a separate CycloneDX view holding only the
+    /// closure's components). Components are matched by purl (by bom-ref for those without
+    /// one). Returns how many components were marked. An SBOM of another image is refused.
+    pub fn mark_used_from_cyclonedx(
+        &mut self,
+        usage_view: &[u8],
+        limits: &SbomLimits,
+    ) -> Result<usize, SbomError> {
+        let usage = components_from_cyclonedx(usage_view, limits)?;
+        if usage.image_digest.is_some()
+            && self.image_digest.is_some()
+            && usage.image_digest != self.image_digest
+        {
+            return Err(SbomError::NotCycloneDx(format!(
+                "the usage view is of image {}, the inventory of {}",
+                usage.image_digest.as_deref().unwrap_or(""),
+                self.image_digest.as_deref().unwrap_or("")
+            )));
+        }
+        let used: std::collections::HashSet<&str> =
+            usage.components.iter().map(|c| c.purl.as_str()).collect();
+        let mut marked = 0;
+        for component in &mut self.components {
+            if used.contains(component.purl.as_str()) {
+                component.used_by_entrypoint = true;
+                marked += 1;
+            }
+        }
+        Ok(marked)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,3 +76,41 @@ fn usage_mark_and_bad_documents() {
     .unwrap_err();
     assert!(bad_purl.to_string().contains("component 0"), "{bad_purl}");
 }
+
+/// The scanner writes the usage closure as its own view (only the closure's components, each
+/// marked); the inventory takes the marks from it by purl.
+#[test]
+fn usage_view_marks_the_inventory() {
+    let inventory = golden();
+    let mut view: serde_json::Value = serde_json::from_slice(&inventory).unwrap();
+    let kept: Vec<serde_json::Value> = view["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] == "stdlib" || c["name"] == "zlib1g")
+        .cloned()
+        .collect();
+    view["components"] = serde_json::Value::Array(kept);
+    let mut input = components_from_cyclonedx(&inventory, &SbomLimits::default()).unwrap();
+    let marked = input
+        .mark_used_from_cyclonedx(&serde_json::to_vec(&view).unwrap(), &SbomLimits::default())
+        .unwrap();
+    assert_eq!(marked, 2);
+    let used: Vec<&str> = input
+        .components
+        .iter()
+        .filter(|c| c.used_by_entrypoint)
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(used, ["zlib1g", "stdlib"]);
+
+    view["metadata"]["component"]["properties"][0]["value"] =
+        serde_json::json!(format!("sha256:{}", "0".repeat(64)));
+    let other = input
+        .mark_used_from_cyclonedx(&serde_json::to_vec(&view).unwrap(), &SbomLimits::default())
+        .unwrap_err();
+    assert!(
+        other.to_string().contains("usage view is of image"),
+        "{other}"
+    );
+}
