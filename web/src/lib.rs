@@ -11,6 +11,7 @@ pub mod auth;
 mod kits;
 mod metrics;
 mod ops;
+mod reports;
 mod request_id;
 mod scans;
 pub mod signing;
@@ -117,6 +118,7 @@ pub fn route_table() -> RouteTable {
     let table = ops::routes(table);
     let table = kits::routes(table);
     let table = scans::routes(table);
+    let table = reports::routes(table);
     let table = signing::routes(table);
     let table = attest::routes(table);
     let table = auth::oauth_routes(table);

@@ -4,6 +4,7 @@
 mod hsm;
 mod import;
 mod login;
+mod report;
 mod scan;
 mod serve;
 
@@ -32,6 +33,8 @@ enum Command {
     Import(import::ImportArgs),
     /// Scan an image and write its SBOM (standalone: no daemon needed).
     Scan(scan::ScanArgs),
+    /// Judge an image against the current advisories and a policy: exit 0 PASS, 1 FAIL, 2 error.
+    Report(report::ReportArgs),
     /// Obtain a DPoP-bound access token with client credentials and remember the profile.
     Login(login::LoginArgs),
     /// Call the appliance API as the logged-in client, e.g. `stella api GET /api/audit`.
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
         Command::Import(args) => import::run(args),
         Command::Scan(args) => scan::run(args),
+        Command::Report(args) => report::run(args),
         Command::Login(args) => login::run(args).map(|()| ExitCode::SUCCESS),
         Command::Api(args) => login::api(args).map(|()| ExitCode::SUCCESS),
         Command::ResetPassword(args) => login::reset_password(args).map(|()| ExitCode::SUCCESS),

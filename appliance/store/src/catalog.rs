@@ -128,7 +128,25 @@ const MIGRATIONS: &[&str] = &[
          expires_at INTEGER NOT NULL
      );
      CREATE INDEX sessions_user ON sessions(user_name);",
-    // Version 4: signed, logged exports (the artefact, its Sigstore bundle, its log index).
+    // Version 4: reports name their inputs (SBOM, advisory snapshot, policy revision); policy
+    // revisions as uploaded, their YAML in the blob store.
+    "ALTER TABLE reports ADD COLUMN sbom_digest TEXT;
+     ALTER TABLE reports ADD COLUMN kit_id TEXT;
+     ALTER TABLE reports ADD COLUMN sequence INTEGER;
+     ALTER TABLE reports ADD COLUMN policy_name TEXT;
+     ALTER TABLE reports ADD COLUMN policy_revision INTEGER;
+     ALTER TABLE reports ADD COLUMN findings INTEGER;
+     ALTER TABLE reports ADD COLUMN evaluated_at TEXT;
+     CREATE INDEX reports_image ON reports(image_digest, created_at);
+     CREATE TABLE policy_revisions (
+         revision   INTEGER PRIMARY KEY,
+         name       TEXT NOT NULL,
+         digest     TEXT NOT NULL,
+         blob       TEXT NOT NULL,
+         created_at TEXT NOT NULL,
+         created_by TEXT NOT NULL
+     );",
+    // Version 5: signed, logged exports (the artefact, its Sigstore bundle, its log index).
     "CREATE TABLE exports (
          id              INTEGER PRIMARY KEY,
          image_digest    TEXT NOT NULL,
