@@ -315,9 +315,10 @@ in
 
     systemd.services.stella-first-boot = mkIf cfg.firstBoot.enable {
       description = "Stella Ops appliance keys (stella hsm init when missing)";
-      wantedBy = [ "multi-user.target" ];
+      # Ordered before the daemon, not required by it: without its HSM the daemon still scans
+      # and imports, and /readyz says what is missing (docs/hsm.md).
+      wantedBy = [ "multi-user.target" "stella.service" ];
       before = [ "stella.service" ];
-      requiredBy = [ "stella.service" ];
       after = [ "pcscd.service" "yubihsm-connector.service" ];
       unitConfig.RequiresMountsFor = [ cfg.dataDir ];
       serviceConfig = hardening // {

@@ -1,6 +1,6 @@
 # The stella binary, built from this repository with the Cargo.lock it holds (no network at
 # build time beyond the fixed-output vendoring of the locked crates).
-{ lib, rustPlatform, pkg-config, libusb1 }:
+{ lib, rustPlatform }:
 
 let
   cargoToml = builtins.fromTOML (builtins.readFile ../Cargo.toml);
@@ -15,11 +15,11 @@ rustPlatform.buildRustPackage {
       !(lib.elem name [ "target" "var" "nixos" ".git" ]);
   };
   cargoLock.lockFile = ../Cargo.lock;
-  cargoBuildFlags = [ "-p" "stella" ];
+  cargoBuildFlags = [ "-p" "stella-appliance" "--bin" "stella" ];
   # The workspace tests need SoftHSM, QEMU and the Python validators: tests/run runs them.
   doCheck = false;
-  nativeBuildInputs = [ pkg-config ];
-  buildInputs = [ libusb1 ];
+  # Pure Rust plus vendored C (SQLite, zstd) built with the stdenv compiler; the YubiHSM USB
+  # transport (cargo feature yubihsm-usb, libusb) is off: the appliance uses yubihsm-connector.
   meta = {
     description = "Stella Ops appliance: deterministic, signed evidence for container images";
     mainProgram = "stella";

@@ -86,7 +86,7 @@ let
       && yubihsm.services.pcscd.enable == { };
     "first-boot unit before the daemon, same sandbox" =
       let unitOf = pkcs11.systemd.services.stella-first-boot; in
-      unitOf.before == [ "stella.service" ] && unitOf.requiredBy == [ "stella.service" ]
+      unitOf.before == [ "stella.service" ] && builtins.elem "stella.service" unitOf.wantedBy
       && unitOf.serviceConfig.Type == "oneshot" && unitOf.serviceConfig.CapabilityBoundingSet == ""
       && unitOf.serviceConfig.User == "stella" && unitOf.serviceConfig.StandardOutput == "journal+console";
     "first-boot runs stella hsm init through first-boot.sh" =
