@@ -1,9 +1,8 @@
-# The appliance host (nixosConfigurations.appliance): services.stella on a hardened, read-only
-# system whose only state is the data partition. Installed layout (docs/install.md):
-#   STELLA-ROOT  ext4, mounted read-only at /      (the system; changed only by an image update)
+# The appliance system shared by the disk install (./installed.nix, nixosConfigurations.appliance)
+# and the live ISO (./iso.nix): services.stella, no SSH, a firewall with only the console port,
+# kernel hardening, auditd, and the partitions that hold all state:
 #   STELLA-DATA  ext4, mounted at /var/lib/stella  (every store and key of the daemon)
-#   STELLA-LOG   ext4, mounted at /var/log         (journal and audit log)
-# The live ISO (./iso.nix) replaces the root with the image's read-only store.
+#   STELLA-LOG   ext4, mounted at /var/log         (journal and audit log; optional)
 { config, lib, pkgs, ... }:
 
 let
@@ -22,42 +21,15 @@ in
 
   services.stella.enable = true;
 
-  # --- Read-only root, state on the data partition -------------------------------------------------
-  fileSystems."/" = {
-    device = "/dev/disk/by-label/STELLA-ROOT";
-    fsType = "ext4";
-    options = [ "ro" "nodev" ];
-  };
+  # --- State: the data partition (and the log partition) ------------------------------------------
+  # The root filesystem comes from ./installed.nix (disk install) or ./iso.nix (live image).
   fileSystems.${config.services.stella.dataDir} = data;
   fileSystems."/var/log" = {
     device = "/dev/disk/by-label/STELLA-LOG";
     fsType = "ext4";
     options = [ "nosuid" "nodev" "noexec" "nofail" "x-systemd.device-timeout=30s" ];
   };
-  # /etc as an immutable overlay and users from the configuration: nothing writes to the root.
-  boot.initrd.systemd.enable = true;
-  system.etc.overlay = {
-    enable = true;
-    mutable = false;
-  };
-  services.userborn.enable = true;
   boot.tmp.useTmpfs = true;
-  fileSystems."/var" = lib.mkDefault {
-    device = "none";
-    fsType = "tmpfs";
-    options = [ "mode=0755" "nosuid" "nodev" ];
-  };
-  boot.loader.grub = {
-    enable = lib.mkDefault true;
-    device = lib.mkDefault "nodev";
-    efiSupport = lib.mkDefault true;
-    efiInstallAsRemovable = lib.mkDefault true;
-  };
-  fileSystems."/boot" = lib.mkDefault {
-    device = "/dev/disk/by-label/STELLA-EFI";
-    fsType = "vfat";
-    options = [ "umask=0077" ];
-  };
   nix.enable = false;
 
   # --- Remote access: the console port only ---------------------------------------------------------

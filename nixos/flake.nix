@@ -1,6 +1,7 @@
 # The Stella Ops appliance as a NixOS flake:
 #   nixosModules.stella            services.stella (./module.nix)
-#   nixosConfigurations.appliance  the hardened appliance host (./appliance.nix)
+#   nixosConfigurations.appliance  the hardened appliance installed on a disk (./installed.nix)
+#   nixosConfigurations.appliance-iso  the same system as a live ISO (./iso.nix)
 #   packages.x86_64-linux.stella   the daemon and CLI (./package.nix)
 #   packages.x86_64-linux.iso      the bootable live ISO (nix build ./nixos#iso)
 # nixpkgs is not reachable from CI: docs/image.md says what was checked without it.
@@ -22,14 +23,17 @@
 
       nixosConfigurations.appliance = nixpkgs.lib.nixosSystem {
         inherit system;
-        modules = [ ./appliance.nix useFlakePackage ];
+        modules = [ ./installed.nix useFlakePackage ];
+      };
+
+      nixosConfigurations.appliance-iso = nixpkgs.lib.nixosSystem {
+        inherit system;
+        modules = [ ./iso.nix useFlakePackage ];
       };
 
       packages.${system} = {
         inherit stella;
-        iso = (self.nixosConfigurations.appliance.extendModules {
-          modules = [ ./iso.nix ];
-        }).config.system.build.isoImage;
+        iso = self.nixosConfigurations.appliance-iso.config.system.build.isoImage;
         default = self.packages.${system}.iso;
       };
     };

@@ -49,6 +49,7 @@ let
     config = { services.stella.dataDir = defaults.dataDir; };
     inherit lib pkgs;
   };
+  installed = import ../installed.nix { inherit lib; };
 
   checks = {
     "defaults come from appliance.json" =
@@ -96,9 +97,12 @@ let
     "appliance: SSH off" = appliance.services.openssh.enable == false;
     "appliance: firewall on" = appliance.networking.firewall.enable;
     "appliance: kernel sysctls from appliance.json" = appliance.boot.kernel.sysctl == defaults.sysctl;
-    "appliance: read-only root" = builtins.elem "ro" appliance.fileSystems."/".options;
     "appliance: data partition on the data dir" = appliance.fileSystems.${defaults.dataDir}.device == "/dev/disk/by-label/${defaults.dataLabel}";
-    "appliance: immutable /etc" = appliance.system.etc.overlay.enable && !appliance.system.etc.overlay.mutable;
+    "appliance: no root filesystem of its own (installed.nix or iso.nix)" = !(appliance.fileSystems ? "/");
+    "appliance: imports the module" = appliance.imports == [ ../module.nix ];
+    "installed: read-only root" = builtins.elem "ro" installed.fileSystems."/".options && installed.imports == [ ../appliance.nix ];
+    "installed: immutable /etc, users from the configuration" = installed.system.etc.overlay.enable
+      && !installed.system.etc.overlay.mutable && installed.services.userborn.enable && installed.boot.initrd.systemd.enable;
     "appliance: auditd" = appliance.security.auditd.enable && appliance.security.audit.enable;
   };
 in
