@@ -12,6 +12,11 @@ let
     fsType = "ext4";
     options = [ "nosuid" "nodev" "noexec" "x-systemd.device-timeout=30s" ];
   };
+  kitsLabel = defaults.kitsLabel;
+  # systemd's name for the mount unit of the kit folder (/run/media/kits -> run-media-kits.mount).
+  watchDir = config.services.stella.kits.watchDir;
+  kitsMountUnit = builtins.replaceStrings [ "/" ] [ "-" ]
+    (builtins.substring 1 (builtins.stringLength watchDir - 1) watchDir) + ".mount";
 in
 {
   imports = [ ./module.nix ];
@@ -31,6 +36,19 @@ in
   };
   boot.tmp.useTmpfs = true;
   nix.enable = false;
+
+  # --- Kits on removable media ----------------------------------------------------------------------
+  # A USB stick labelled STELLA-KITS is mounted read-only on the daemon's kit folder when it is
+  # plugged in (udev asks systemd for the mount unit) and unmounted when it is pulled; the daemon
+  # imports each new kit it finds there (docs/importing.md).
+  fileSystems.${config.services.stella.kits.watchDir} = {
+    device = "/dev/disk/by-label/${kitsLabel}";
+    fsType = "auto";
+    options = [ "ro" "nosuid" "nodev" "noexec" "noauto" "nofail" ];
+  };
+  services.udev.extraRules = ''
+    ENV{ID_FS_LABEL}=="${kitsLabel}", ENV{SYSTEMD_WANTS}+="${kitsMountUnit}"
+  '';
 
   # --- Remote access: the console port only ---------------------------------------------------------
   services.openssh.enable = lib.mkDefault false;

@@ -335,7 +335,8 @@ in
       description = "Stella Ops appliance daemon";
       wantedBy = [ "multi-user.target" ];
       after = [ "network.target" "pcscd.service" "yubihsm-connector.service" ];
-      unitConfig.RequiresMountsFor = [ cfg.dataDir cfg.kits.watchDir ];
+      # Not the kit folder: removable media come and go while the daemon runs.
+      unitConfig.RequiresMountsFor = [ cfg.dataDir ];
       # No STELLA_* variables: the configuration file alone decides.
       environment = { };
       serviceConfig = hardening // {

@@ -46,7 +46,7 @@ let
   allTrue = builtins.all (assertion: assertion.assertion);
 
   appliance = import ../appliance.nix {
-    config = { services.stella.dataDir = defaults.dataDir; };
+    config = { services.stella = { dataDir = defaults.dataDir; kits.watchDir = defaults.kitWatchDir; }; };
     inherit lib pkgs;
   };
   installed = import ../installed.nix { inherit lib; };
@@ -93,7 +93,12 @@ let
     "first-boot runs stella hsm init through first-boot.sh" =
       let script = pkcs11.systemd.services.stella-first-boot.serviceConfig.ExecStart; in
       builtins.match ".*stella-first-boot .*stella.toml" script != null;
-    "daemon needs its data partition mounted" = builtins.elem defaults.dataDir plain.systemd.services.stella.unitConfig.RequiresMountsFor;
+    "daemon needs its data partition mounted, not the kit media" =
+      plain.systemd.services.stella.unitConfig.RequiresMountsFor == [ defaults.dataDir ];
+    "appliance: a STELLA-KITS stick is mounted read-only on the kit folder when plugged in" =
+      let kits = appliance.fileSystems.${defaults.kitWatchDir}; in
+      kits.device == "/dev/disk/by-label/STELLA-KITS" && builtins.elem "ro" kits.options && builtins.elem "noauto" kits.options
+      && builtins.match ".*ENV[{]SYSTEMD_WANTS[}][+]=\"run-media-kits[.]mount\".*" appliance.services.udev.extraRules != null;
     "appliance: SSH off" = appliance.services.openssh.enable == false;
     "appliance: firewall on" = appliance.networking.firewall.enable;
     "appliance: kernel sysctls from appliance.json" = appliance.boot.kernel.sysctl == defaults.sysctl;
