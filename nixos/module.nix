@@ -115,6 +115,18 @@ in
       description = "Group of the daemon's user.";
     };
 
+    uid = mkOption {
+      type = types.ints.u16;
+      default = defaults.uid;
+      description = "Fixed uid of the daemon's user: the data partition outlives every image, so its owner must not change between releases.";
+    };
+
+    gid = mkOption {
+      type = types.ints.u16;
+      default = defaults.gid;
+      description = "Fixed gid of the daemon's group.";
+    };
+
     listenAddress = mkOption {
       type = types.str;
       default = "0.0.0.0";
@@ -263,11 +275,12 @@ in
 
     users.users.${cfg.user} = {
       isSystemUser = true;
+      uid = cfg.uid;
       group = cfg.group;
       home = cfg.dataDir;
       description = "Stella Ops appliance daemon";
     };
-    users.groups.${cfg.group} = { };
+    users.groups.${cfg.group}.gid = cfg.gid;
 
     environment.etc."stella/stella.toml".source = configFile;
     environment.systemPackages = [ cfg.package ];

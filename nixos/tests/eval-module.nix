@@ -57,6 +57,8 @@ let
       && plain._options.user == defaults.user && plain._options.kits.watchDir == defaults.kitWatchDir;
     "disabled module configures nothing" = builtins.removeAttrs disabled [ "_options" ] == { };
     "dedicated system user" = plain.users.users.stella.isSystemUser && unit plain ? User && (unit plain).User == "stella";
+    "fixed uid and gid (the data partition outlives the image)" =
+      plain.users.users.stella.uid == defaults.uid && plain.users.groups.stella.gid == defaults.gid;
     "ProtectSystem=strict, data dir writable" = (unit plain).ProtectSystem == "strict" && (unit plain).ReadWritePaths == [ defaults.dataDir ];
     "ProtectHome, PrivateTmp, NoNewPrivileges" = (unit plain).ProtectHome && (unit plain).PrivateTmp && (unit plain).NoNewPrivileges;
     "PrivateDevices without HSM devices" = (unit plain).PrivateDevices && (unit plain).DeviceAllow == [ ];
