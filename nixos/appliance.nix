@@ -69,7 +69,6 @@ in
     "randomize_kstack_offset=on"
     "vsyscall=none"
     "debugfs=off"
-    "lockdown=integrity"
   ];
   boot.blacklistedKernelModules = [ "dccp" "sctp" "rds" "tipc" "firewire-core" "thunderbolt" "bluetooth" ];
   security.protectKernelImage = true;
