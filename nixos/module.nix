@@ -66,7 +66,7 @@ let
     NoNewPrivileges = true;
     CapabilityBoundingSet = "";
     AmbientCapabilities = "";
-    SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
+    SystemCallFilter = [ "@system-service" "~@privileged" ];
     SystemCallArchitectures = "native";
     SystemCallErrorNumber = "EPERM";
     MemoryDenyWriteExecute = true;
