@@ -12,26 +12,7 @@ let
   testKey = builtins.elemAt (builtins.filter (line: line != "" && builtins.substring 0 9 line != "untrusted")
     (builtins.filter builtins.isString (builtins.split "\n" (builtins.readFile ../../tests/data/kit/test-kit.pub)))) 0;
 
-  # Option values: the user's, type-checked, else the declared default (lazily, so defaults may
-  # depend on other options, as in the real module system).
-  resolve = prefix: options: user:
-    let unknown = builtins.filter (name: !(options ? ${name})) (builtins.attrNames user);
-    in
-    if unknown != [ ] then throw "unknown option ${prefix}.${builtins.head unknown}"
-    else builtins.mapAttrs
-      (name: option:
-        if (option._type or null) == "option" then
-          let value = if user ? ${name} then user.${name} else option.default or (throw "${prefix}.${name}: no value and no default");
-          in if option.type.check value then value else throw "${prefix}.${name}: value is not a ${option.type.name}"
-        else resolve "${prefix}.${name}" option (user.${name} or { }))
-      options;
-
-  evalModule = user:
-    let
-      module = import ../module.nix { inherit config lib pkgs; };
-      config = { services.stella = resolve "services.stella" module.options.services.stella user; };
-    in
-    module.config // { _options = config.services.stella; };
+  inherit (import ./stub-eval.nix) evalModule;
 
   enabled = extra: evalModule ({ enable = true; package = stellaPackage; } // extra);
   plain = enabled { kits.trustedKeys = [ testKey ]; };
