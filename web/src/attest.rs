@@ -303,46 +303,20 @@ async fn export(State(state): State<AppState>, request: axum::extract::Request) 
         .sbom_subject(name, &sbom)
         .build(predicate)
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        let signed = service
-            .sign(state.feeds(), &stores.catalog, statement, &actor, &ctx)
-            .map_err(SignOutcome::into_response)?;
-        let bundle = signed
-            .bundle
-            .ok_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "no transparency log"))?;
-        let log_index = bundle
-            .entry
-            .index()
-            .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        let bundle_digest = stores
-            .blobs
-            .put(&bundle.json)
-            .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        let conn = stores.catalog.connection();
-        conn.execute(
-            "INSERT INTO exports (image_digest, format, view, name, artifact_digest,
-                                  bundle_digest, log_index, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                image.to_string(),
-                wanted.format,
-                wanted.view,
+        sign_and_record(
+            &state,
+            &service,
+            &ExportInput {
+                image: &image,
+                format: &wanted.format,
+                view: &wanted.view,
                 name,
-                blob.to_string(),
-                bundle_digest.to_string(),
-                log_index as i64,
-                state.clock().now_unix() as i64,
-            ],
+                artifact: &blob,
+            },
+            &actor,
+            &ctx,
+            |_| Ok(statement),
         )
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        let id = conn.last_insert_rowid();
-        Ok::<_, Response>(json!({
-            "artifactId": id,
-            "logIndex": log_index,
-            "name": name,
-            "artifactDigest": blob.to_string(),
-            "bundleUrl": format!("/api/exports/{id}/bundle"),
-            "artifactUrl": format!("/api/exports/{id}/artifact"),
-        }))
     })
     .await;
     match result {
@@ -350,6 +324,72 @@ async fn export(State(state): State<AppState>, request: axum::extract::Request) 
         Ok(Err(response)) => response,
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
+}
+
+/// What an export signs: an artefact of an image, stored in the blob store.
+pub(crate) struct ExportInput<'a> {
+    pub image: &'a Digest,
+    pub format: &'a str,
+    pub view: &'a str,
+    /// The file name the artefact is carried out under.
+    pub name: &'a str,
+    /// The artefact's blob digest.
+    pub artifact: &'a Digest,
+}
+
+/// Signs the statement `build` makes (gate, HSM, transparency log), keeps the Sigstore bundle
+/// in the blob store and records the export; answers `{artifactId, logIndex, bundleUrl, …}`.
+pub(crate) fn sign_and_record(
+    state: &AppState,
+    service: &SigningService,
+    input: &ExportInput<'_>,
+    actor: &str,
+    ctx: &AuditContext,
+    build: impl FnOnce(
+        &stella_signer::Entitled,
+    ) -> Result<stella_signer::Statement, stella_signer::SignerError>,
+) -> Result<serde_json::Value, Response> {
+    let stores = state.stores();
+    let signed = service
+        .sign_with(state.feeds(), &stores.catalog, actor, ctx, build)
+        .map_err(SignOutcome::into_response)?;
+    let bundle = signed
+        .bundle
+        .ok_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "no transparency log"))?;
+    let log_index = bundle
+        .entry
+        .index()
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let bundle_digest = stores
+        .blobs
+        .put(&bundle.json)
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let conn = stores.catalog.connection();
+    conn.execute(
+        "INSERT INTO exports (image_digest, format, view, name, artifact_digest,
+                              bundle_digest, log_index, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            input.image.to_string(),
+            input.format,
+            input.view,
+            input.name,
+            input.artifact.to_string(),
+            bundle_digest.to_string(),
+            log_index as i64,
+            state.clock().now_unix() as i64,
+        ],
+    )
+    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let id = conn.last_insert_rowid();
+    Ok(json!({
+        "artifactId": id,
+        "logIndex": log_index,
+        "name": input.name,
+        "artifactDigest": input.artifact.to_string(),
+        "bundleUrl": format!("/api/exports/{id}/bundle"),
+        "artifactUrl": format!("/api/exports/{id}/artifact"),
+    }))
 }
 
 /// One stored export.
@@ -419,6 +459,7 @@ async fn get_export_part(
     let (digest, content_type) = match part.as_str() {
         "bundle" => (row.bundle_digest, BUNDLE_MEDIA_TYPE),
         "artifact" if row.format == "spdx-json" => (row.artifact_digest, "application/spdx+json"),
+        "artifact" if row.format == "report-json" => (row.artifact_digest, "application/json"),
         "artifact" => (row.artifact_digest, "application/vnd.cyclonedx+json"),
         _ => return error(StatusCode::NOT_FOUND, "parts: bundle, artifact"),
     };

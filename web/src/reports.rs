@@ -17,7 +17,7 @@ use stella_core::{Clock, Digest, FixedClock};
 use stella_decide::{Policy, SbomLimits, Snapshot, Subject};
 use stella_store::rusqlite::{OptionalExtension, params};
 
-use crate::auth::RouteTable;
+use crate::auth::{AuditContext, RouteTable};
 use crate::{AppState, Caller};
 
 pub(crate) fn routes(table: RouteTable) -> RouteTable {
@@ -91,13 +91,22 @@ struct Stored {
     id: String,
     verdict: &'static str,
     report_digest: String,
+    image: Digest,
+    report_blob: Digest,
+    policy_digest: String,
+    report_json: Vec<u8>,
 }
 
 async fn create_report(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    body: axum::body::Bytes,
+    request: axum::extract::Request,
 ) -> Response {
+    let ctx = AuditContext::of(&request);
+    let body = match axum::body::to_bytes(request.into_body(), 64 * 1024).await {
+        Ok(body) => body,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("body: {e}")).into_response(),
+    };
     let request: ReportRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -109,15 +118,25 @@ async fn create_report(
         }
     };
     let worker = state.clone();
-    match tokio::task::spawn_blocking(move || make_report(&worker, &request, &caller.subject)).await
-    {
-        Ok(Ok(stored)) => (
+    let made = tokio::task::spawn_blocking(move || {
+        make_report(&worker, &request, &caller.subject).map(|stored| {
+            let attestation = sign_report(&worker, &stored, &caller.subject, &ctx);
+            (stored, attestation)
+        })
+    })
+    .await;
+    match made {
+        Ok(Ok((stored, attestation))) => (
             StatusCode::CREATED,
             Json(json!({
                 "reportId": stored.id,
                 "verdict": stored.verdict,
                 "reportDigest": stored.report_digest,
                 "url": format!("/api/reports/{}", stored.id),
+                "artifactId": attestation.get("artifactId"),
+                "logIndex": attestation.get("logIndex"),
+                "bundleUrl": attestation.get("bundleUrl"),
+                "attestation": attestation,
             })),
         )
             .into_response(),
@@ -306,8 +325,70 @@ fn make_report(state: &AppState, request: &ReportRequest, actor: &str) -> Result
         id,
         verdict,
         report_digest,
+        image: digest,
+        report_blob,
+        policy_digest: report.policy.digest.clone(),
+        report_json: canonical.into_bytes(),
     })
 }
+
+/// Signs and logs a stored report as a policy-report attestation (seed §8) when the appliance
+/// can sign; otherwise says why (community mode, no HSM) without failing the report.
+fn sign_report(
+    state: &AppState,
+    stored: &Stored,
+    actor: &str,
+    ctx: &AuditContext,
+) -> serde_json::Value {
+    let Some(service) = state.signing().cloned() else {
+        return json!({ "signed": false, "reason": "no-hsm",
+                       "message": "no [hsm] is configured: the report is not signed" });
+    };
+    if service.attestor().is_none() {
+        return json!({ "signed": false, "reason": "signer-unavailable",
+                       "message": "the HSM lacks the appliance keys: run `stella hsm init`" });
+    }
+    let build = |entitled: &stella_signer::Entitled| {
+        let image = stella_signer::Sha256Digest::parse(&stored.image.to_string())?;
+        let report: serde_json::Value = serde_json::from_slice(&stored.report_json)
+            .map_err(|e| stella_signer::SignerError::Statement(e.to_string()))?;
+        let predicate = stella_signer::PolicyReport {
+            image_digest: image,
+            stellaops_version: stella_core::VERSION.to_owned(),
+            license_id: entitled.licence_id().to_owned(),
+            customer_id: entitled.customer().to_owned(),
+            plan: entitled.plan().to_owned(),
+            policy_digest: stella_signer::Sha256Digest::parse(&stored.policy_digest)?,
+            views: vec!["inventory".to_owned()],
+            created: stella_signer::PolicyReport::format_created(time::OffsetDateTime::now_utc())?,
+            report,
+        };
+        stella_signer::StatementBuilder::new(&stored.image.to_string(), image)
+            .sbom_subject(REPORT_NAME, &stored.report_json)
+            .build(stella_signer::Predicate::PolicyReport(Box::new(predicate)))
+    };
+    let input = crate::attest::ExportInput {
+        image: &stored.image,
+        format: "report-json",
+        view: "inventory",
+        name: REPORT_NAME,
+        artifact: &stored.report_blob,
+    };
+    match crate::attest::sign_and_record(state, &service, &input, actor, ctx, build) {
+        Ok(mut answer) => {
+            answer["signed"] = true.into();
+            answer
+        }
+        Err(response) => {
+            let status = response.status().as_u16();
+            json!({ "signed": false, "status": status,
+                    "message": "the report was stored but not signed; see /api/signer/status" })
+        }
+    }
+}
+
+/// The file name a report is carried out under, beside `report.json.sigstore.json`.
+const REPORT_NAME: &str = "report.json";
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -532,6 +532,19 @@ impl SigningService {
         actor: &str,
         ctx: &AuditContext,
     ) -> Result<Signed, SignOutcome> {
+        self.sign_with(feeds, catalog, actor, ctx, |_| Ok(statement))
+    }
+
+    /// [`SigningService::sign`] for a statement that names the licence which allowed it (the
+    /// policy-report predicate): `build` gets the gate's [`Entitled`].
+    pub fn sign_with(
+        &self,
+        feeds: &FeedStore,
+        catalog: &Catalog,
+        actor: &str,
+        ctx: &AuditContext,
+        build: impl FnOnce(&Entitled) -> Result<stella_signer::Statement, stella_signer::SignerError>,
+    ) -> Result<Signed, SignOutcome> {
         let signer = match &self.signer {
             Readiness::Ready(signer) => signer,
             Readiness::NotReady(reason) => return Err(SignOutcome::Unavailable(reason.clone())),
@@ -548,6 +561,7 @@ impl SigningService {
             .gate(feeds, catalog, now)
             .map_err(SignOutcome::Failed)?;
         let entitled = decision.map_err(SignOutcome::Refused)?;
+        let statement = build(&entitled).map_err(|e| SignOutcome::BadRequest(e.to_string()))?;
         let attestation = signer
             .sign_statement(statement, &entitled)
             .map_err(|e| SignOutcome::Failed(e.to_string()))?;

@@ -1,6 +1,7 @@
 //! stella: the appliance daemon (`stella serve`) and operator CLI. Thin by design: it parses
 //! arguments and wires the crates together.
 
+mod attest;
 mod hsm;
 mod import;
 mod login;
@@ -47,6 +48,15 @@ enum Command {
     /// Licence enrolment: `stella licence request -o req.json`.
     #[command(subcommand)]
     Licence(hsm::LicenceCommand),
+    /// Verify a Sigstore bundle offline: DSSE, certificate chain, SCT, inclusion proof,
+    /// checkpoint, timestamp (exit 0 verified, 1 not).
+    Verify(attest::VerifyArgs),
+    /// The transparency log: `stella log verify` is the monitor.
+    #[command(subcommand)]
+    Log(attest::LogCommand),
+    /// Attestations: `stella attest export IMAGE -o DIR`.
+    #[command(subcommand)]
+    Attest(attest::AttestCommand),
 }
 
 /// Flags of `stella serve`; each overrides the configuration file and the environment.
@@ -78,6 +88,9 @@ fn main() -> ExitCode {
         Command::ResetPassword(args) => login::reset_password(args).map(|()| ExitCode::SUCCESS),
         Command::Hsm(command) => hsm::run(command),
         Command::Licence(command) => hsm::licence(command),
+        Command::Verify(args) => attest::verify(args),
+        Command::Log(command) => attest::log(command),
+        Command::Attest(command) => attest::attest(command),
     };
     match result {
         Ok(code) => code,
