@@ -283,11 +283,11 @@ fn sign_request() -> String {
     .to_string()
 }
 
-/// Checks the DSSE signature with `openssl`, using the public key of the returned certificate.
-fn openssl_verifies(dir: &Path, signed: &serde_json::Value) {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let envelope = &signed["dsseEnvelope"];
-    let payload = b64.decode(envelope["payload"].as_str().unwrap()).unwrap();
+/// The DSSE pre-authentication encoding of an envelope (what is signed).
+fn pae_of(envelope: &serde_json::Value) -> Vec<u8> {
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(envelope["payload"].as_str().unwrap())
+        .unwrap();
     let payload_type = envelope["payloadType"].as_str().unwrap();
     let mut pae = format!(
         "DSSEv1 {} {} {} ",
@@ -297,6 +297,14 @@ fn openssl_verifies(dir: &Path, signed: &serde_json::Value) {
     )
     .into_bytes();
     pae.extend_from_slice(&payload);
+    pae
+}
+
+/// Checks the DSSE signature with `openssl`, using the public key of the returned certificate.
+fn openssl_verifies(dir: &Path, signed: &serde_json::Value) {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let envelope = &signed["dsseEnvelope"];
+    let mut pae = pae_of(envelope);
     let signature = b64
         .decode(envelope["signatures"][0]["sig"].as_str().unwrap())
         .unwrap();
@@ -692,6 +700,42 @@ fn exports_from_the_daemon_verify_offline_with_stella_verify_and_sigstore_python
     let (success, text) = stella_verify(&out, "sbom.cdx.json", &tampered);
     assert!(!success && text.contains("artefact"), "{text}");
 
+    // Rekor v2's write side: a hashedrekord entry for that same signature is checked against
+    // its certificate and logged; a wrong digest is refused.
+    let bundle: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("sbom.cdx.json.sigstore.json")).unwrap())
+            .unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let digest = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(pae_of(&bundle["dsseEnvelope"])).to_vec()
+    };
+    let entry = |digest: &[u8]| {
+        serde_json::json!({ "hashedRekordRequestV002": {
+            "digest": b64.encode(digest),
+            "signature": {
+                "content": bundle["dsseEnvelope"]["signatures"][0]["sig"],
+                "verifier": {
+                    "x509Certificate": {
+                        "rawBytes": bundle["verificationMaterial"]["certificate"]["rawBytes"]
+                    },
+                    "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                },
+            },
+        }})
+        .to_string()
+    };
+    let (success, text) = client.api("POST", "/api/v2/log/entries", Some(&entry(&digest)));
+    assert!(success, "{text}");
+    let logged: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(logged["logIndex"], "3", "{logged}");
+    assert!(
+        logged["inclusionProof"]["checkpoint"]["envelope"].is_string(),
+        "{logged}"
+    );
+    let (success, text) = client.api("POST", "/api/v2/log/entries", Some(&entry(&[7u8; 32])));
+    assert!(!success && text.contains("400"), "{text}");
+
     // The monitor recomputes the tree and checks every checkpoint.
     let (success, text) = {
         let output = Command::new(env!("CARGO_BIN_EXE_stella"))
@@ -706,17 +750,17 @@ fn exports_from_the_daemon_verify_offline_with_stella_verify_and_sigstore_python
             String::from_utf8_lossy(&output.stdout).into_owned(),
         )
     };
-    assert!(success && text.contains("holds 3 entries"), "{text}");
+    assert!(success && text.contains("holds 4 entries"), "{text}");
 
     // The log's read side is public: checkpoint and tiles.
     let checkpoint = http(daemon.addr, "GET", "/api/v2/checkpoint", &[], "");
     assert_eq!(checkpoint.status, 200);
     assert!(
-        checkpoint.body.contains(".stella-ops.local/log\n3\n"),
+        checkpoint.body.contains(".stella-ops.local/log\n4\n"),
         "{}",
         checkpoint.body
     );
-    let tile = http(daemon.addr, "GET", "/api/v2/tile/entries/000.p/3", &[], "");
+    let tile = http(daemon.addr, "GET", "/api/v2/tile/entries/000.p/4", &[], "");
     assert_eq!(tile.status, 200);
     let missing = http(daemon.addr, "GET", "/api/v2/tile/entries/000.p/9", &[], "");
     assert_eq!(missing.status, 404);
