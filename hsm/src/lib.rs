@@ -20,6 +20,8 @@ mod file;
 mod key;
 mod pkcs11;
 mod source;
+#[cfg(feature = "test-support")]
+pub mod testing;
 mod yubi;
 
 pub use ceremony::{

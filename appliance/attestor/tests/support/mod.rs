@@ -1,91 +1,17 @@
-//! Test support: SoftHSM2 tokens per test (child processes), the appliance parts, fixtures.
-//!
-//! SoftHSM reads `SOFTHSM2_CONF` once, when the module is initialised, and a PKCS#11 module is
-//! initialised once per process; setting the variable in-process would need `unsafe`. So each
-//! SoftHSM test re-runs itself (`--exact NAME`) in a child whose environment names a fresh
-//! configuration and token directory, and the parent asserts that the child ran and passed.
-#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+//! Test support: a SoftHSM2 token per test (from `stella_hsm::testing`), the appliance parts,
+//! fixtures.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code, unused_imports)]
 
-use std::path::{Path, PathBuf};
+pub use stella_hsm::testing::{
+    SO_PIN, SOFTHSM_MODULE, TOKEN, USER_PIN, softhsm_token, write_softhsm_conf,
+};
 
 /// Prints a SKIP line to the process's stderr directly, past libtest's output capture.
 #[macro_export]
 macro_rules! loud_skip {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
-use std::process::Command;
-
-use stella_hsm::{Pkcs11Settings, initialize_token};
-
-/// Debian's SoftHSM2 module (package `softhsm2`).
-pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
-const CHILD_MARKER: &str = "STELLA_SOFTHSM_CHILD";
-pub const TOKEN: &str = "stella-test";
-pub const USER_PIN: &str = "user-pin-1234";
-pub const SO_PIN: &str = "so-pin-5678";
-
-/// In the parent: runs `test_name` in a child with a fresh SoftHSM token and returns `None`.
-/// In the child: initialises the token and returns the settings to open it.
-pub fn softhsm_token(test_name: &str) -> Option<Pkcs11Settings> {
-    if let Some(dir) = std::env::var_os(CHILD_MARKER) {
-        initialize_token(Path::new(SOFTHSM_MODULE), TOKEN, SO_PIN, USER_PIN).unwrap();
-        let _ = dir;
-        return Some(Pkcs11Settings {
-            module: PathBuf::from(SOFTHSM_MODULE),
-            token: TOKEN.to_owned(),
-            pin: USER_PIN.to_owned(),
-        });
-    }
-    if !Path::new(SOFTHSM_MODULE).exists() {
-        if std::env::var_os("CI").is_some() {
-            panic!(
-                "{SOFTHSM_MODULE} is missing: install Debian package softhsm2 (CI is set, so this fails)"
-            );
-        }
-        loud_skip!(
-            "SKIP {test_name}: {SOFTHSM_MODULE} is missing; install Debian package softhsm2"
-        );
-        return None;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let conf = write_softhsm_conf(dir.path());
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
-        .env("SOFTHSM2_CONF", &conf)
-        .env(CHILD_MARKER, dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "child run of {test_name} failed:\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-    );
-    println!("{stdout}");
-    // Loud SKIP lines of the child (e.g. a missing python) must reach the parent's output.
-    for line in stderr.lines().filter(|line| line.starts_with("SKIP")) {
-        loud_skip!("{line}");
-    }
-    None
-}
-
-/// Writes a SoftHSM2 configuration with its own token directory under `dir`.
-pub fn write_softhsm_conf(dir: &Path) -> PathBuf {
-    let tokens = dir.join("tokens");
-    std::fs::create_dir_all(&tokens).unwrap();
-    let conf = dir.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
-    conf
+    ($($arg:tt)*) => {
+        stella_hsm::testing::loud_skip(&format!($($arg)*))
+    };
 }
 
 /// Test fixtures shared by the signer tests.
