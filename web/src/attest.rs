@@ -22,7 +22,8 @@ use stella_signer::{Predicate, Sha256Digest, StatementBuilder};
 use stella_store::rusqlite::{OptionalExtension, params};
 
 use crate::AppState;
-use crate::auth::{AuditContext, Caller, RouteTable};
+
+use crate::auth::{AuditContext, Caller, RouteTable, escape, html};
 use crate::signing::{SignOutcome, SigningService};
 
 pub(crate) fn routes(table: RouteTable) -> RouteTable {
@@ -64,6 +65,97 @@ pub(crate) fn routes(table: RouteTable) -> RouteTable {
             Scope::ScannerRead,
             get_export_part,
         )
+        .console(
+            Method::GET,
+            "/console/attestations",
+            Some(Scope::ScannerRead),
+            attestations_page,
+        )
+        .console(
+            Method::GET,
+            "/console/attestations/{id}/{part}",
+            Some(Scope::ScannerRead),
+            get_export_part,
+        )
+}
+
+/// The console's attestations: every export with its log index, the artefact and bundle to
+/// download, and the trust documents a verifier needs.
+async fn attestations_page(State(state): State<AppState>) -> Response {
+    let title = "Attestations";
+    let rows = tokio::task::spawn_blocking(move || {
+        let conn = state.stores().catalog.connection();
+        let mut stmt = conn.prepare(
+            "SELECT id, image_digest, name, log_index, created_at FROM exports
+             ORDER BY id DESC LIMIT 200",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok::<_, stella_store::rusqlite::Error>(rows)
+    })
+    .await;
+    let rows = match rows {
+        Ok(Ok(rows)) => rows,
+        Ok(Err(e)) => {
+            return html(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                title,
+                &format!(
+                    "<p>The catalog failed: {}. Check the daemon log.</p>",
+                    escape(&e.to_string())
+                ),
+            );
+        }
+        Err(e) => {
+            return html(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                title,
+                &escape(&e.to_string()),
+            );
+        }
+    };
+    let mut body = String::from(
+        "<p>Verify offline with <code>stella verify NAME.sigstore.json --artifact NAME \
+         --trust-root trusted_root.json</code> or <code>sigstore --trust-config trust-config.json \
+         verify identity --offline</code>. Trust documents: \
+         <a href=\"/api/trust/trusted_root.json\">trusted_root.json</a>, \
+         <a href=\"/api/trust/trust-config.json\">trust-config.json</a>, \
+         <a href=\"/api/trust/signing_config.json\">signing_config.json</a>.</p>",
+    );
+    if rows.is_empty() {
+        body.push_str(
+            "<p>No attestation yet: scan an image, then export its SBOMs \
+             (<code>stella attest export IMAGE -o DIR</code>) or create a report.</p>",
+        );
+    } else {
+        body.push_str(
+            "<table><thead><tr><th>#</th><th>image</th><th>artefact</th><th>log index</th>\
+             <th>created (UTC)</th><th>download</th></tr></thead><tbody>",
+        );
+        for (id, image, name, log_index, created) in rows {
+            let created = stella_core::rfc3339(u64::try_from(created).unwrap_or_default());
+            body.push_str(&format!(
+                "<tr><td>{id}</td><td><code>{}</code></td><td>{}</td><td>{log_index}</td>\
+                 <td>{created}</td><td><a href=\"/console/attestations/{id}/artifact\">{}</a> \
+                 <a href=\"/console/attestations/{id}/bundle\">{}.sigstore.json</a></td></tr>",
+                escape(&image),
+                escape(&name),
+                escape(&name),
+                escape(&name),
+            ));
+        }
+        body.push_str("</tbody></table>");
+    }
+    html(StatusCode::OK, title, &body)
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {

@@ -199,6 +199,8 @@ impl Appliance {
 /// An API client logged in with `stella login` (DPoP-bound token).
 struct Client {
     state: PathBuf,
+    /// The admin's console session cookie.
+    session: String,
 }
 
 impl Client {
@@ -230,7 +232,7 @@ impl Client {
                 .unwrap(),
             "stella login",
         );
-        Client { state }
+        Client { state, session }
     }
 
     /// `stella ARGS --dir STATE` as this client: (success, stdout + stderr).
@@ -764,6 +766,42 @@ fn exports_from_the_daemon_verify_offline_with_stella_verify_and_sigstore_python
     assert_eq!(tile.status, 200);
     let missing = http(daemon.addr, "GET", "/api/v2/tile/entries/000.p/9", &[], "");
     assert_eq!(missing.status, 404);
+
+    // The console lists the attestations and hands out bundles and the trust documents.
+    let page = http(
+        daemon.addr,
+        "GET",
+        "/console/attestations",
+        &[("Cookie", &client.session)],
+        "",
+    );
+    assert_eq!(page.status, 200, "{}", page.body);
+    for text in ["sbom.cdx.json", "report.json", "trusted_root.json", &image] {
+        assert!(
+            page.body.contains(text),
+            "{text} not on the page: {}",
+            page.body
+        );
+    }
+    let bundle = http(
+        daemon.addr,
+        "GET",
+        "/console/attestations/1/bundle",
+        &[("Cookie", &client.session)],
+        "",
+    );
+    assert_eq!(bundle.status, 200);
+    assert!(
+        bundle
+            .body
+            .contains("application/vnd.dev.sigstore.bundle.v0.3+json")
+    );
+    let root = http(daemon.addr, "GET", "/api/trust/trusted_root.json", &[], "");
+    assert_eq!(root.status, 200);
+    assert_eq!(
+        root.body,
+        std::fs::read_to_string(out.join("trusted_root.json")).unwrap()
+    );
 
     // The bar: stock sigstore-python verifies the carried-out SBOM offline, and refuses a
     // changed artefact.
