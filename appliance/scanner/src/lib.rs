@@ -10,6 +10,7 @@
 pub mod analyzer;
 pub mod digest;
 pub mod error;
+pub mod fixture;
 pub mod fragment;
 pub mod fs;
 pub mod image;
@@ -18,6 +19,7 @@ mod result;
 pub mod sbom;
 mod scan;
 pub mod source;
+pub mod usage;
 
 pub use analyzer::{Analyzer, ComponentKind, Distro};
 pub use digest::Digest;
@@ -25,7 +27,9 @@ pub use error::ScanError;
 pub use fragment::{FragmentKey, LayerCache, LayerFragment, MemoryLayerCache, NoCache};
 pub use fs::MergedView;
 pub use image::{Platform, ResolvedImage};
-pub use result::{Component, ImageInfo, LayerInfo, ScanResult, ScanSummary, Unknown};
+pub use result::{
+    Binary, Component, ImageInfo, LayerInfo, RuntimeConfig, ScanResult, ScanSummary, Unknown,
+};
 pub use scan::{scan, scan_path};
 pub use source::{
     Credentials, ImageReference, ImageSource, OciLayoutSource, RegistryAccess, RegistrySource,
