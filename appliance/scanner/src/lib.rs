@@ -8,6 +8,7 @@
 //! SPDX 2.3 JSON. The scanner never reads the clock and never opens a socket.
 
 pub mod analyzer;
+pub mod bomindex;
 pub mod digest;
 pub mod error;
 pub mod fixture;

@@ -29,6 +29,7 @@ fn parsers() -> Vec<Parser> {
         ("rust", |d| drop(rustbin::parse_rust_binary(d))),
         ("layer tar", |d| drop(read_layer_tar_bytes(d))),
         ("native", |d| drop(native::parse_native(d))),
+        ("bom index", |d| drop(stella_scanner::bomindex::read(d))),
         ("shell", |d| {
             drop(stella_scanner::usage::shell::parse_bytes(d))
         }),

@@ -1,17 +1,27 @@
 //! EntryTrace and usage closures on fixture images made from real Debian binaries
-//! (`tests/common/debian.rs`): golden chains and closures.
+//! (`stella_scanner::fixture::debian`): golden chains and closures.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common {
-    pub mod debian;
-}
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::debian;
+use stella_scanner::fixture::debian;
 use stella_scanner::usage::{self, Usage};
 use stella_scanner::{MemoryLayerCache, NoProgress, ScanOptions, ScanResult, scan_path};
+
+/// Whether the host has the files the fixtures copy: a loud SKIP when not, a failure under CI.
+fn ready() -> bool {
+    let missing = debian::missing_host_files();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "fixture host files missing under CI: {missing:?}"
+    );
+    eprintln!("SKIP: host files for the Debian fixture images are missing: {missing:?}");
+    false
+}
 
 fn scan(dir: &Path) -> ScanResult {
     scan_path(
@@ -43,11 +53,11 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 
 #[test]
 fn python_entrypoint_script_with_set_e_source_and_exec() {
-    if !debian::host_ready() {
+    if !ready() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    debian::python_image(tmp.path(), 0);
+    debian::python_image(tmp.path(), 0).unwrap();
     let result = scan(tmp.path());
     let usage = usage::analyse(&result);
     assert_eq!(usage.chains.len(), 1, "{:#?}", usage.chains);
@@ -107,11 +117,11 @@ fn python_entrypoint_script_with_set_e_source_and_exec() {
 
 #[test]
 fn shell_branches_fork_when_the_condition_is_unknown_and_follow_options() {
-    if !debian::host_ready() {
+    if !ready() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    debian::python_image(tmp.path(), 0);
+    debian::python_image(tmp.path(), 0).unwrap();
     let mut result = scan(tmp.path());
     // `docker run IMAGE --verbose`: options only, the `if` prepends the default program.
     result.runtime.cmd = vec!["--verbose".into()];
@@ -145,11 +155,11 @@ fn shell_branches_fork_when_the_condition_is_unknown_and_follow_options() {
 
 #[test]
 fn java_jar_with_manifest_class_path_and_origin_rpath() {
-    if !debian::host_ready() {
+    if !ready() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    debian::java_image(tmp.path());
+    debian::java_image(tmp.path()).unwrap();
     let result = scan(tmp.path());
     let usage = usage::analyse(&result);
     assert_eq!(usage.chains.len(), 1);
@@ -192,11 +202,11 @@ fn java_jar_with_manifest_class_path_and_origin_rpath() {
 
 #[test]
 fn node_script_resolved_with_js_suffix() {
-    if !debian::host_ready() {
+    if !ready() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    debian::node_image(tmp.path());
+    debian::node_image(tmp.path()).unwrap();
     let result = scan(tmp.path());
     let usage = usage::analyse(&result);
     assert_eq!(usage.chains.len(), 1);
@@ -211,11 +221,11 @@ fn node_script_resolved_with_js_suffix() {
 
 #[test]
 fn native_facts_are_attached_to_owning_packages() {
-    if !debian::host_ready() {
+    if !ready() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    debian::python_image(tmp.path(), 0);
+    debian::python_image(tmp.path(), 0).unwrap();
     let result = scan(tmp.path());
     let python = result
         .binaries
@@ -249,11 +259,11 @@ fn native_facts_are_attached_to_owning_packages() {
 
 #[test]
 fn unresolvable_steps_carry_the_reason() {
-    if !debian::host_ready() {
+    if !ready() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    debian::python_image(tmp.path(), 0);
+    debian::python_image(tmp.path(), 0).unwrap();
     let mut result = scan(tmp.path());
     result.runtime.entrypoint = vec!["missing-tool".into()];
     let usage = usage::analyse(&result);
@@ -268,4 +278,132 @@ fn unresolvable_steps_carry_the_reason() {
     let usage = usage::analyse(&result);
     assert_eq!(usage.chains.len(), 1);
     assert_eq!(usage.chains[0].terminal.as_deref(), Some("/usr/bin/dash"));
+}
+
+fn validator(schema_file: &str) -> jsonschema::Validator {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/scanner/schemas");
+    let load = |name: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap()
+    };
+    let registry = jsonschema::Registry::new()
+        .add(
+            "http://cyclonedx.org/schema/spdx.schema.json",
+            load("spdx.schema.json"),
+        )
+        .unwrap()
+        .add(
+            "http://cyclonedx.org/schema/jsf-0.82.schema.json",
+            load("jsf-0.82.schema.json"),
+        )
+        .unwrap()
+        .prepare()
+        .unwrap();
+    jsonschema::options()
+        .offline()
+        .with_registry(&registry)
+        .should_validate_formats(true)
+        .build(&load(schema_file))
+        .unwrap()
+}
+
+fn assert_valid(validator: &jsonschema::Validator, bytes: &[u8], what: &str) {
+    let value: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&value)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{what} is not schema-valid:\n{}",
+        errors.join("\n")
+    );
+}
+
+#[test]
+fn usage_view_sboms_are_schema_valid_narrower_and_list_the_chain() {
+    if !ready() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    debian::python_image(tmp.path(), 0).unwrap();
+    let result = scan(tmp.path());
+    let usage = usage::analyse(&result);
+    let cdx = result.render_sbom("cdx-json", Some(&usage)).unwrap();
+    let spdx = result.render_sbom("spdx-json", Some(&usage)).unwrap();
+    assert_valid(&validator("bom-1.6.schema.json"), &cdx, "usage CycloneDX");
+    assert_valid(&validator("spdx-2.3.schema.json"), &spdx, "usage SPDX");
+    let inventory = result.render_sbom("cdx-json", None).unwrap();
+    assert_eq!(inventory, result.to_cyclonedx_json().unwrap());
+    let doc: serde_json::Value = serde_json::from_slice(&cdx).unwrap();
+    let components = doc["components"].as_array().unwrap();
+    assert_eq!(components.len(), usage.components.len());
+    assert!(components.len() < result.components.len());
+    for component in components {
+        let props = component["properties"].as_array().unwrap();
+        assert!(
+            props
+                .iter()
+                .any(|p| p["name"] == "stella:usedByEntrypoint" && p["value"] == "true")
+        );
+    }
+    let image_props = doc["metadata"]["component"]["properties"]
+        .as_array()
+        .unwrap();
+    let step = |j: usize| {
+        image_props
+            .iter()
+            .find(|p| p["name"] == format!("stella:entrytrace:0:step:{j}"))
+            .map(|p| p["value"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        step(3).as_deref(),
+        Some("exec /usr/local/bin/docker-entrypoint.sh:16 python3 /app/main.py")
+    );
+    assert_ne!(
+        doc["serialNumber"],
+        serde_json::from_slice::<serde_json::Value>(&inventory).unwrap()["serialNumber"]
+    );
+    // Same input, same bytes; the protobuf form of the usage view is produced too.
+    assert_eq!(cdx, result.render_sbom("cdx-json", Some(&usage)).unwrap());
+    assert!(
+        !result
+            .render_sbom("cdx-pb", Some(&usage))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(result.render_sbom("yaml", None).is_err());
+}
+
+#[test]
+fn bom_index_round_trips_a_real_scan_with_layers_and_usage() {
+    if !ready() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    debian::python_image(tmp.path(), 0).unwrap();
+    let result = scan(tmp.path());
+    let usage = usage::analyse(&result);
+    let index = stella_scanner::bomindex::BomIndex::build(&result, Some(&usage));
+    let bytes = index.to_bytes();
+    let back = stella_scanner::bomindex::read(&bytes).unwrap();
+    assert_eq!(back, index);
+    assert_eq!(bytes, back.to_bytes(), "byte-identical after a round trip");
+    assert_eq!(back.components.len(), result.components.len());
+    assert_eq!(
+        back.used_by_entrypoint.len() as usize,
+        usage.components.len()
+    );
+    for component in &result.components {
+        assert_eq!(
+            back.used_by_entrypoint(&component.bom_ref),
+            usage.uses(&component.bom_ref)
+        );
+        assert_eq!(back.layer_of(&component.bom_ref), Some(&component.layer));
+    }
+    // Layer 2 (the application) introduced exactly the two Python distributions.
+    let top: Vec<&str> = back
+        .components_in_layer(2)
+        .map(|c| c.bom_ref.as_str())
+        .collect();
+    assert_eq!(top, ["pkg:pypi/mylib@1.0.0", "pkg:pypi/otherlib@2.0.0"]);
 }
