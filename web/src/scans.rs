@@ -1,7 +1,7 @@
 //! Scans over HTTP: `POST /api/scans {imageRef|path, platform?}` starts a scan in the
 //! background and answers `{scanId}`; `GET /api/scans/{id}` reports its status, summary and
 //! artefacts; `GET /api/sboms/{imageDigest}?format=cdx-json|cdx-pb|spdx-json&view=inventory|usage`
-//! returns a stored SBOM. The image digest is the image id (config digest), which is the same
+//! returns a stored SBOM; `GET /api/diff?old=&new=` diffs two scanned images. The image digest is the image id (config digest), which is the same
 //! whichever way the image arrived. SBOMs live in the blob store; the catalog records them.
 
 use std::hash::{BuildHasher, RandomState};
@@ -33,6 +33,7 @@ pub(crate) fn routes(table: RouteTable) -> RouteTable {
             Scope::ScannerRead,
             get_sbom,
         )
+        .scoped(Method::GET, "/api/diff", Scope::ScannerRead, get_diff)
 }
 
 /// The redb layer and file caches of the data directory (`docs/cache-keys.md`).
@@ -391,4 +392,77 @@ async fn get_sbom(
         ),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct DiffQuery {
+    old: String,
+    new: String,
+}
+
+/// The stored inventory CycloneDX SBOM of a scanned image.
+fn stored_sbom(state: &AppState, digest: &str) -> Result<Vec<u8>, (StatusCode, String)> {
+    if digest.parse::<Digest>().is_err() {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            format!("{digest}: an image digest is sha256:<64 hex>"),
+        ));
+    }
+    let blob: Result<Option<String>, _> = state
+        .stores()
+        .catalog
+        .connection()
+        .query_row(
+            "SELECT digest FROM artifacts WHERE image_digest = ?1 AND kind = 'sbom' AND format = 'cdx-json'",
+            [digest],
+            |r| r.get(0),
+        )
+        .optional();
+    let blob = match blob {
+        Ok(Some(blob)) => blob,
+        Ok(None) => {
+            return Err((
+                StatusCode::NOT_FOUND,
+                format!("no SBOM for {digest}: scan the image first"),
+            ));
+        }
+        Err(e) => return Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    };
+    let Ok(blob) = blob.parse::<Digest>() else {
+        return Err((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "catalog holds a malformed digest".to_owned(),
+        ));
+    };
+    match state.stores().blobs.get(&blob) {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("blob {blob} is missing"),
+        )),
+        Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
+/// `GET /api/diff?old=<image digest>&new=<image digest>`: the diff of two scanned images from
+/// their stored inventory SBOMs (no layer is read: both scans already shared their layers
+/// through the cache).
+async fn get_diff(State(state): State<AppState>, Query(query): Query<DiffQuery>) -> Response {
+    let sides = stored_sbom(&state, &query.old)
+        .and_then(|old| stored_sbom(&state, &query.new).map(|new| (old, new)));
+    let (old, new) = match sides {
+        Ok(sides) => sides,
+        Err((status, message)) => return error(status, message),
+    };
+    let parse = |bytes: &[u8], which: &str| -> Result<stella_scanner::diff::DiffSide, String> {
+        stella_scanner::diff::DiffSide::from_cyclonedx(bytes)
+            .map_err(|e| format!("{which} SBOM: {e}"))
+    };
+    let (old, new) = match (parse(&old, "old"), parse(&new, "new")) {
+        (Ok(old), Ok(new)) => (old, new),
+        (Err(message), _) | (_, Err(message)) => {
+            return error(StatusCode::INTERNAL_SERVER_ERROR, message);
+        }
+    };
+    Json(stella_scanner::diff::diff(&old, &new, None)).into_response()
 }

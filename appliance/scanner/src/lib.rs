@@ -9,6 +9,7 @@
 
 pub mod analyzer;
 pub mod bomindex;
+pub mod diff;
 pub mod digest;
 pub mod error;
 pub mod fixture;

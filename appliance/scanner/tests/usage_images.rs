@@ -400,10 +400,17 @@ fn bom_index_round_trips_a_real_scan_with_layers_and_usage() {
         );
         assert_eq!(back.layer_of(&component.bom_ref), Some(&component.layer));
     }
-    // Layer 2 (the application) introduced exactly the two Python distributions.
+    // Layer 2 (the application) introduced exactly the three Python distributions.
     let top: Vec<&str> = back
         .components_in_layer(2)
         .map(|c| c.bom_ref.as_str())
         .collect();
-    assert_eq!(top, ["pkg:pypi/mylib@1.0.0", "pkg:pypi/otherlib@2.0.0"]);
+    assert_eq!(
+        top,
+        [
+            "pkg:pypi/mylib@1.0.0",
+            "pkg:pypi/oldlib@0.9.0",
+            "pkg:pypi/otherlib@2.0.0"
+        ]
+    );
 }

@@ -1,6 +1,7 @@
 //! stella: the appliance daemon (`stella serve`) and operator CLI. Thin by design: it parses
 //! arguments and wires the crates together.
 
+mod diff;
 mod import;
 mod login;
 mod scan;
@@ -31,6 +32,8 @@ enum Command {
     Import(import::ImportArgs),
     /// Scan an image and write its SBOM (standalone: no daemon needed).
     Scan(scan::ScanArgs),
+    /// Diff two images: components added, removed and changed, attributed to layers.
+    Diff(diff::DiffArgs),
     /// Obtain a DPoP-bound access token with client credentials and remember the profile.
     Login(login::LoginArgs),
     /// Call the appliance API as the logged-in client, e.g. `stella api GET /api/audit`.
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
         Command::Import(args) => import::run(args),
         Command::Scan(args) => scan::run(args),
+        Command::Diff(args) => diff::run(args),
         Command::Login(args) => login::run(args).map(|()| ExitCode::SUCCESS),
         Command::Api(args) => login::api(args).map(|()| ExitCode::SUCCESS),
         Command::ResetPassword(args) => login::reset_password(args).map(|()| ExitCode::SUCCESS),

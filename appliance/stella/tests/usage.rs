@@ -64,7 +64,7 @@ fn scan_view_usage_lists_the_closure_and_the_entry_chain() {
     let stderr = scan(&data, &image, "usage", &usage_path);
     assert!(stderr.contains("layers analysed 0, reused 3"), "{stderr}");
     assert!(
-        stderr.contains("usage view: 8 of 12 components used by the entrypoint"),
+        stderr.contains("usage view: 8 of 13 components used by the entrypoint"),
         "{stderr}"
     );
     assert!(
@@ -176,7 +176,7 @@ fn sbom_api_serves_both_views_and_stores_the_bom_index() {
     );
     assert_eq!(inventory.status, 200);
     assert_eq!(usage.status, 200, "{}", usage.body);
-    assert_eq!(component_names(&inventory.json()).len(), 12);
+    assert_eq!(component_names(&inventory.json()).len(), 13);
     assert_eq!(component_names(&usage.json()).len(), 8);
     let bad = call("GET", &format!("/api/sboms/{digest}?view=runtime"), "");
     assert_eq!(bad.status, 400);
@@ -194,6 +194,6 @@ fn sbom_api_serves_both_views_and_stores_the_bom_index() {
     let bytes = stores.blobs.get(&blob.parse().unwrap()).unwrap().unwrap();
     let index = stella_scanner::bomindex::read(&bytes).unwrap();
     assert_eq!(index.image_id.to_string(), digest);
-    assert_eq!(index.components.len(), 12);
+    assert_eq!(index.components.len(), 13);
     assert_eq!(index.used_by_entrypoint.len(), 8);
 }
