@@ -116,7 +116,7 @@ fn python_entrypoint_script_with_set_e_source_and_exec() {
 }
 
 #[test]
-fn shell_branches_fork_when_the_condition_is_unknown_and_follow_options() {
+fn shell_conditions_decided_from_known_values() {
     if !ready() {
         return;
     }
@@ -131,8 +131,8 @@ fn shell_branches_fork_when_the_condition_is_unknown_and_follow_options() {
         usage.chains[0].steps.last().unwrap().argv,
         ["python3", "/app/main.py", "--verbose"]
     );
-    // APP_MODE unknown at build time (`${APP_MODE:-serve}` sees a value set by `docker run`?
-    // no: the config is what counts) — set it to the maintenance branch instead.
+    // APP_MODE from the config selects the `case` arm, whose program is missing: the chain
+    // stops there with the reason, at the script line.
     result.runtime.cmd = vec!["python3".into(), "/app/main.py".into()];
     result.runtime.env.push("APP_MODE=maintenance".into());
     let usage = usage::analyse(&result);
@@ -146,11 +146,81 @@ fn shell_branches_fork_when_the_condition_is_unknown_and_follow_options() {
             .describe()
             .contains("docker-entrypoint.sh:12")
     );
-    // A value only known at run time: both branches are recorded.
-    result.runtime.env.pop();
-    result.runtime.env.push("APP_MODE=$(cat /etc/mode)".into());
-    let (chains, _) = usage::trace::trace(&result);
-    assert_eq!(chains.len(), 1, "a literal value is still a known value");
+}
+
+/// A script whose branch depends on a value known only at run time: every branch is a chain.
+#[test]
+fn unknown_conditions_fork_and_functions_loops_and_set_are_followed() {
+    if !ready() {
+        return;
+    }
+    let script = r#"#!/bin/bash
+set -eu
+MODE="$(cat /etc/mode)"
+run() {
+    exec "$@"
+}
+for helper in /usr/local/lib/*.sh; do
+    . "$helper"
+done
+if [ "$MODE" = "java" ]; then
+    run /usr/bin/missing-java -jar /app.jar
+fi
+set -- python3 /app/main.py
+run "$@"
+"#;
+    let mut app = stella_scanner::fixture::LayerBuilder::new();
+    app.file("usr/local/bin/start", script.as_bytes(), 0o755)
+        .unwrap();
+    app.file(
+        "usr/local/lib/a.sh",
+        b"A=1
+",
+        0o644,
+    )
+    .unwrap();
+    app.file(
+        "app/main.py",
+        b"import os
+",
+        0o644,
+    )
+    .unwrap();
+    app.symlink("usr/bin/bash", "dash").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    stella_scanner::fixture::write_oci_layout(
+        tmp.path(),
+        &stella_scanner::RuntimeConfig {
+            entrypoint: vec!["start".into()],
+            ..stella_scanner::RuntimeConfig::default()
+        },
+        &[
+            debian::base_layer().unwrap(),
+            debian::python_runtime_layer().unwrap(),
+            app.finish().unwrap(),
+        ],
+    )
+    .unwrap();
+    let result = scan(tmp.path());
+    let usage = usage::analyse(&result);
+    let described: Vec<String> = usage.chains.iter().map(|c| c.describe()).collect();
+    assert_eq!(usage.chains.len(), 2, "{described:#?}");
+    assert_eq!(
+        usage.chains[0].unresolved.as_deref(),
+        Some("/usr/bin/missing-java: no such file in the image")
+    );
+    assert!(described[0].contains("source /usr/local/bin/start:8 [/usr/local/lib/a.sh]"));
+    assert!(
+        described[0].contains("exec /usr/local/bin/start:5 [/usr/bin/missing-java -jar /app.jar]")
+    );
+    assert!(usage.chains[1].unresolved.is_none(), "{described:#?}");
+    assert!(described[1].contains("exec /usr/local/bin/start:5 [python3 /app/main.py]"));
+    assert_eq!(
+        usage.chains[1].terminal.as_deref(),
+        Some("/usr/bin/python3.11")
+    );
+    // bash is a symlink to dash here: the interpreter program is what the link resolves to.
+    assert_eq!(usage.chains[1].programs[0], "/usr/bin/dash");
 }
 
 #[test]
