@@ -1,13 +1,20 @@
 //! HTTP API and server-rendered console of the appliance. This is the only crate that knows
 //! axum (and, with the console, askama); the domain crates never depend on it.
 
+// Helpers here return the finished error `Response` as their `Err`; it is made at most once per
+// request, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
 mod admin;
+mod attest;
 pub mod auth;
 mod kits;
 mod metrics;
 mod ops;
+mod reports;
 mod request_id;
 mod scans;
+pub mod signing;
 pub mod tls;
 
 use std::future::Future;
@@ -40,6 +47,7 @@ struct Inner {
     config: Config,
     clock: Arc<dyn Clock>,
     metrics: Metrics,
+    signing: Option<Arc<signing::SigningService>>,
 }
 
 impl AppState {
@@ -50,6 +58,7 @@ impl AppState {
         authority: Arc<Authority>,
         config: Config,
         clock: Arc<dyn Clock>,
+        signing: Option<Arc<signing::SigningService>>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -59,8 +68,14 @@ impl AppState {
                 config,
                 clock,
                 metrics: Metrics::new(),
+                signing,
             }),
         }
+    }
+
+    /// The signer, when `[hsm]` is configured.
+    pub fn signing(&self) -> Option<&Arc<signing::SigningService>> {
+        self.inner.signing.as_ref()
     }
 
     /// The feed store.
@@ -103,6 +118,9 @@ pub fn route_table() -> RouteTable {
     let table = ops::routes(table);
     let table = kits::routes(table);
     let table = scans::routes(table);
+    let table = reports::routes(table);
+    let table = signing::routes(table);
+    let table = attest::routes(table);
     let table = auth::oauth_routes(table);
     let table = auth::admin_routes(table);
     auth::console_routes(table)

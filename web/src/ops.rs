@@ -1,5 +1,5 @@
 //! Operations endpoints: `/healthz` (the process is alive), `/readyz` (every store open and
-//! writable), `/metrics` (Prometheus text).
+//! writable, and a configured HSM holding every key and signing), `/metrics` (Prometheus text).
 
 use axum::Json;
 use axum::extract::State;
@@ -26,8 +26,20 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let feeds = state.feeds().clone();
     let now = state.clock().now_unix();
     let stale_after = state.config().kits.stale_after_days.saturating_mul(86_400);
-    // Store checks write and fsync; keep them off the async workers.
+    let signing = state.signing().cloned();
+    // Store checks write and fsync, the HSM check signs; keep them off the async workers.
     let checked = tokio::task::spawn_blocking(move || {
+        let hsm = match &signing {
+            None => Ok(json!({ "status": "not configured: community mode, signs nothing" })),
+            Some(service) => match service.check_ready() {
+                Ok(inventory) => Ok(json!({
+                    "status": "ok",
+                    "source": inventory.source,
+                    "keys": inventory.keys.len(),
+                })),
+                Err(problem) => Err(format!("hsm: {problem}")),
+            },
+        };
         let writable = stores.check_writable();
         let instance = stores.catalog.instance_id();
         let schema = stores.catalog.schema_version();
@@ -43,11 +55,11 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             "stale": channels.as_ref().map(|c| c.iter().any(|c| c.stale)).unwrap_or(false),
             "channels": channels.unwrap_or_default(),
         });
-        (writable, instance, schema, starts, feeds)
+        (writable, instance, schema, starts, feeds, hsm)
     })
     .await;
     match checked {
-        Ok((Ok(()), Ok(instance_id), Ok(schema_version), Ok(starts), feeds)) => (
+        Ok((Ok(()), Ok(instance_id), Ok(schema_version), Ok(starts), feeds, Ok(hsm))) => (
             StatusCode::OK,
             Json(json!({
                 "status": "ready",
@@ -58,14 +70,16 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
                     "catalog": { "status": "ok", "schema_version": schema_version },
                     "feeds": feeds,
                 },
+                "hsm": hsm,
                 "starts": starts,
             })),
         ),
-        Ok((writable, instance, schema, starts, _)) => {
+        Ok((writable, instance, schema, starts, _, hsm)) => {
             let problem = [writable.err(), instance.err(), schema.err(), starts.err()]
                 .into_iter()
                 .flatten()
                 .map(|e| e.to_string())
+                .chain(hsm.err())
                 .collect::<Vec<_>>();
             tracing::warn!(?problem, "not ready");
             (

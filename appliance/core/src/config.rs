@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// The whole configuration. Unknown keys anywhere are rejected.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// `[server]`: where the HTTP API and console listen.
@@ -23,6 +23,78 @@ pub struct Config {
     pub tls: TlsConfig,
     /// `[auth]`: the local Authority (tokens, console accounts).
     pub auth: AuthConfig,
+    /// `[hsm]`: where the signing keys live. Absent: the appliance scans and reports but signs
+    /// nothing. The table is parsed (unknown keys rejected) by `stella-hsm`'s `HsmConfig`, the
+    /// one crate that knows key sources; its keys are documented in `docs/hsm.md`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hsm: Option<toml::Table>,
+    /// `[licence]`: which vendor keys may sign licences, and this appliance's id.
+    pub licence: LicenceConfig,
+    /// `[signer]`: the identity in signing certificates and the release-integrity check.
+    pub signer: SignerConfig,
+}
+
+/// `[licence]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct LicenceConfig {
+    /// Minisign public keys of the vendor trusted to sign licences and revocation lists: each
+    /// entry is the key itself (the base64 line or the whole `.pub` text) or a path to a `.pub`.
+    pub vendor_keys: Vec<String>,
+    /// The appliance id written into enrolment requests; empty means the data directory's
+    /// instance id.
+    pub appliance_id: String,
+}
+
+/// How the signer treats the running binary's release signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReleaseCheck {
+    /// Verify `STELLA_BINARY.minisig` with `release_public_key` when one is set (default).
+    #[default]
+    Enforce,
+    /// Development: skip the check and stamp every attestation with the override.
+    DevOverride,
+}
+
+/// `[signer]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignerConfig {
+    /// Subject alternative name (URI) of the short-lived signing certificates: what
+    /// `sigstore verify --cert-identity` is given.
+    pub identity: String,
+    /// OIDC issuer written into the signing certificates (`--cert-oidc-issuer`).
+    pub oidc_issuer: String,
+    /// Vendor release key (minisign base64 line, `.pub` text or path); empty: no check.
+    pub release_public_key: String,
+    /// `enforce` or `dev-override`.
+    pub release_check: ReleaseCheck,
+    /// Origin (name) of the transparency log; empty: `APPLIANCE_ID.stella-ops.local/log`.
+    pub log_origin: String,
+}
+
+impl Default for SignerConfig {
+    fn default() -> Self {
+        Self {
+            identity: "https://stella-ops.local/appliance".to_owned(),
+            oidc_issuer: "https://stella-ops.local/oidc".to_owned(),
+            release_public_key: String::new(),
+            release_check: ReleaseCheck::Enforce,
+            log_origin: String::new(),
+        }
+    }
+}
+
+/// Reads a key given inline or as a path to a file (the `vendor_keys` / `trusted_keys` form):
+/// an existing file's text, else the value itself. A key line is base64 and never names an
+/// existing file; a path does.
+pub fn key_text(value: &str) -> std::io::Result<String> {
+    let path = Path::new(value);
+    if !value.contains('\n') && path.is_file() {
+        return std::fs::read_to_string(path);
+    }
+    Ok(value.to_owned())
 }
 
 /// `[kits]` section.

@@ -8,8 +8,14 @@ pub mod config;
 pub mod digest;
 
 pub use clock::{Clock, FixedClock, SystemClock, rfc3339};
-pub use config::{AuthConfig, Config, ConfigError, LogFormat, TlsConfig, TlsMode};
+pub use config::{
+    AuthConfig, Config, ConfigError, LicenceConfig, LogFormat, ReleaseCheck, SignerConfig,
+    TlsConfig, TlsMode, key_text,
+};
 pub use digest::{Digest, DigestError};
 
 /// The version of the appliance, as built.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The year this version was released; licences may limit the release years they cover.
+pub const RELEASE_YEAR: u16 = 2026;

@@ -103,6 +103,11 @@ impl DistroRelease {
         })
     }
 
+    /// The names an advisory may use for this release (`12` and `bookworm`; `v3.20` and `3.20`).
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
     /// Whether a release name as an advisory writes it (`bookworm`, `v3.20`, `12`) is this release.
     pub fn is_named(&self, release: &str) -> bool {
         let release = release.trim();

@@ -9,6 +9,7 @@ pub mod component;
 pub mod matching;
 pub mod policy;
 pub mod report;
+pub mod sbom;
 pub mod severity;
 pub mod source;
 pub mod version;
@@ -18,8 +19,10 @@ pub use component::Component;
 pub use policy::{Policy, PolicyError};
 pub use report::{
     DecideError, Decision, Finding, FindingVerdict, Report, Snapshot, Subject, Verdict, evaluate,
+    evaluate_with_threads,
 };
-pub use source::{AdvisorySource, MemorySource, SourceError};
+pub use sbom::{SbomError, SbomInput, SbomLimits, components_from_cyclonedx};
+pub use source::{AdvisorySource, FactsCache, MemorySource, SourceError};
 pub use vex::{VexConfig, VexDecision};
 
 /// Parses a policy from bytes (fuzz entry point); see [`Policy::parse`].

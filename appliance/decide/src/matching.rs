@@ -22,6 +22,9 @@ pub struct Match {
     /// Index of the component in the input slice.
     pub component: usize,
     pub advisory: Arc<Advisory>,
+    /// Whether `advisory` was merged here from several records sharing its id (a new record,
+    /// not one the source holds).
+    pub merged: bool,
     /// The version that fixes it for this component, when one is known.
     pub fixed_version: Option<String>,
     /// A sentence saying which affected entry matched and how.
@@ -54,18 +57,115 @@ enum Verdict {
     NotAffected,
 }
 
-/// Matches every component against the advisories `source` returns for it.
+/// Below this many components per thread, matching stays on the calling thread.
+const COMPONENTS_PER_THREAD: usize = 512;
+
+/// How many threads to spread `items` over: the core count, at most one per `per_thread` items.
+pub(crate) fn threads_for(items: usize, per_thread: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.min(items.div_ceil(per_thread.max(1))).max(1)
+}
+
+/// Runs `work` over consecutive chunks of `items` (index offset, chunk) on up to `threads`
+/// threads and returns the results in chunk order, so the outcome does not depend on the thread
+/// count.
+pub(crate) fn in_chunks<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    work: impl Fn(usize, &[T]) -> R + Sync,
+) -> Vec<R> {
+    if threads <= 1 || items.len() < 2 {
+        return vec![work(0, items)];
+    }
+    let size = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(size)
+            .enumerate()
+            .map(|(n, chunk)| {
+                let work = &work;
+                scope.spawn(move || work(n * size, chunk))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| match handle.join() {
+                Ok(result) => result,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
+}
+
+/// Like [`in_chunks`], handing each thread its chunk by value.
+pub(crate) fn in_owned_chunks<T: Send, R: Send>(
+    mut items: Vec<T>,
+    threads: usize,
+    work: impl Fn(Vec<T>) -> R + Sync,
+) -> Vec<R> {
+    if threads <= 1 || items.len() < 2 {
+        return vec![work(items)];
+    }
+    let size = items.len().div_ceil(threads);
+    let mut chunks = Vec::with_capacity(threads);
+    while items.len() > size {
+        let rest = items.split_off(size);
+        chunks.push(items);
+        items = rest;
+    }
+    chunks.push(items);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                let work = &work;
+                scope.spawn(move || work(chunk))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| match handle.join() {
+                Ok(result) => result,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
+}
+
+/// Matches every component against the advisories `source` returns for it. Components are
+/// matched in chunks on up to the core count of threads; matches come out ordered by component
+/// index, then advisory id, whatever the thread count.
 pub fn match_components(
     components: &[Component],
     source: &dyn AdvisorySource,
 ) -> Result<Matches, SourceError> {
-    let mut out = Matches::default();
-    for (index, component) in components.iter().enumerate() {
-        match_one(index, component, source, &mut out)?;
-    }
-    out.matches.sort_by(|a, b| {
-        (a.component, a.advisory.id.as_str()).cmp(&(b.component, b.advisory.id.as_str()))
+    let order: Vec<usize> = (0..components.len()).collect();
+    let threads = threads_for(components.len(), COMPONENTS_PER_THREAD);
+    match_in_order(components, &order, source, threads)
+}
+
+/// Matches `components[order[0]]`, `components[order[1]]`, ... on up to `threads` threads;
+/// matches come out in that order (each component's by advisory id) and name the component by
+/// its index in `components`.
+pub(crate) fn match_in_order(
+    components: &[Component],
+    order: &[usize],
+    source: &dyn AdvisorySource,
+    threads: usize,
+) -> Result<Matches, SourceError> {
+    let parts = in_chunks(order, threads, |_, chunk| {
+        let mut part = Matches::default();
+        for &index in chunk {
+            match_one(index, &components[index], source, &mut part)?;
+        }
+        Ok::<_, SourceError>(part)
     });
+    let mut out = Matches::default();
+    for part in parts {
+        let part = part?;
+        out.matches.extend(part.matches);
+        out.unknowns.extend(part.unknowns);
+    }
     out.unknowns.sort();
     out.unknowns.dedup();
     Ok(out)
@@ -134,15 +234,43 @@ fn match_one(
         }
         _ => None,
     };
-    let mut found: Vec<Arc<Advisory>> = Vec::new();
-    for (ecosystem, package) in lookup_keys(component, distro.as_ref()) {
-        found.extend(source.advisories_for_package(&ecosystem, &package)?);
+    // Each list comes ordered by id from the source; a single list (the usual case) is used as
+    // it is, several are joined in key order, ordered by id (stably) and freed of duplicates.
+    let mut lists: Vec<Arc<[Arc<Advisory>]>> = Vec::new();
+    let keys = lookup_keys(component, distro.as_ref());
+    let mut keys = keys.iter();
+    if let Some(release) = &distro {
+        // The family-wide list holds every release's advisories; only those with an entry for
+        // this release can decide anything (check_distro ignores the rest), so ask for those.
+        keys.next();
+        let family = release.family.ecosystem();
+        for name in release.names() {
+            let list = source.advisories_for_release(family, component.advisory_package(), name)?;
+            if !list.is_empty() {
+                lists.push(list);
+            }
+        }
     }
-    found.sort_unstable_by(|a, b| {
-        a.id.cmp(&b.id)
-            .then_with(|| Arc::as_ptr(a).cmp(&Arc::as_ptr(b)))
-    });
-    found.dedup_by(|a, b| Arc::ptr_eq(a, b));
+    for (ecosystem, package) in keys {
+        let list = source.advisories_for_package(ecosystem, package)?;
+        if !list.is_empty() {
+            lists.push(list);
+        }
+    }
+    let joined: Vec<Arc<Advisory>>;
+    let found: &[Arc<Advisory>] = match lists.as_slice() {
+        [] => return Ok(()),
+        [only] => only,
+        several => {
+            let mut all: Vec<Arc<Advisory>> =
+                several.iter().flat_map(|l| l.iter().cloned()).collect();
+            all.sort_by(|a, b| a.id.cmp(&b.id));
+            let mut seen = std::collections::HashSet::new();
+            all.retain(|a| seen.insert(Arc::as_ptr(a)));
+            joined = all;
+            &joined
+        }
+    };
     let mut start = 0;
     while start < found.len() {
         let id = found[start].id.as_str();
@@ -153,11 +281,16 @@ fn match_one(
         let records = &found[start..end];
         start = end;
         let mut best: Option<(Option<String>, String)> = None;
-        for advisory in records {
+        // Once an entry says "affected, fixed in X" nothing later can replace it (only an
+        // affected verdict without a fix gives way), so the remaining entries are not read.
+        'records: for advisory in records {
             if advisory.withdrawn.is_some() {
                 continue;
             }
             for affected in &advisory.affected {
+                if best.as_ref().is_some_and(|b| b.0.is_some()) {
+                    break 'records;
+                }
                 let verdict = match &distro {
                     Some(release) => {
                         check_distro(component, release, affected, installed_dpkg.as_ref())
@@ -188,6 +321,7 @@ fn match_one(
             out.matches.push(Match {
                 component: index,
                 advisory,
+                merged: records.len() > 1,
                 fixed_version,
                 reason,
             });

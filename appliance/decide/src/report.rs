@@ -524,7 +524,7 @@ fn licence_violation(policy: &Policy, component: &Component) -> Option<LicenceVi
 }
 
 /// What a finding takes from its advisory alone.
-struct AdvisoryFacts {
+pub(crate) struct AdvisoryFacts {
     /// Keeps the record alive while its address is the cache key.
     _record: std::sync::Arc<Advisory>,
     reference: Shared<AdvisoryRef>,
@@ -603,47 +603,56 @@ fn advisory_facts(
     })
 }
 
-/// Evaluates components against advisories, VEX and policy.
-///
-/// `vex` holds claims from uploads; claims from the advisory source are added. The result is a
-/// function of the arguments only: same inputs, byte-identical canonical JSON.
-pub fn evaluate(
+/// Below this many matches per thread, findings are built on the calling thread.
+const FINDINGS_PER_THREAD: usize = 1024;
+
+/// Findings of one chunk of matches: VEX consensus, severity, KEV/EPSS and the policy decision.
+#[allow(clippy::too_many_arguments)]
+fn build_findings(
+    chunk: Vec<matching::Match>,
     subject: &Subject,
     components: &[Component],
     source: &dyn AdvisorySource,
-    vex_claims: &[VexClaim],
+    uploaded: &BTreeMap<&str, Vec<&VexClaim>>,
     policy: &Policy,
-    clock: &dyn Clock,
-    snapshot: &Snapshot,
-) -> Result<Report, DecideError> {
-    let now = clock.now_unix();
-    let found = matching::match_components(components, source)?;
-    let mut uploaded: BTreeMap<&str, Vec<&VexClaim>> = BTreeMap::new();
-    for claim in vex_claims {
-        uploaded
-            .entry(claim.vulnerability.as_str())
-            .or_default()
-            .push(claim);
-    }
-    // Everything that depends on the advisory alone is computed once per advisory id.
+    now: u64,
+) -> Result<Vec<Finding>, DecideError> {
+    // Everything that depends on the advisory alone is computed once per advisory.
     // Keyed by the shared record (not the id: records that share an id may differ before a kit
     // merges them); each cache entry holds its record, so an address is never reused.
-    let mut per_advisory: HashMap<*const Advisory, AdvisoryFacts> = HashMap::new();
-    let mut component_refs: Vec<Option<Shared<ComponentRef>>> = vec![None; components.len()];
+    let mut per_advisory: HashMap<*const Advisory, std::sync::Arc<AdvisoryFacts>> = HashMap::new();
+    let shared_facts = source.facts_cache();
+    let mut component_refs: HashMap<usize, Shared<ComponentRef>> = HashMap::new();
     let mut scores: HashMap<String, Option<f64>> = HashMap::new();
-    let mut findings = Vec::with_capacity(found.matches.len());
-    let unknowns = found.unknowns;
-    for matched in found.matches {
+    let mut findings = Vec::with_capacity(chunk.len());
+    for matched in chunk {
         let component = &components[matched.component];
         let advisory = &*matched.advisory;
         let key = std::sync::Arc::as_ptr(&matched.advisory);
         let known = match per_advisory.entry(key) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => {
-                entry.insert(advisory_facts(&matched.advisory, source, &mut scores)?)
+                // Records the source holds (not merged here) may have facts from an earlier
+                // evaluation in the source's cache.
+                let cache = shared_facts.filter(|_| !matched.merged);
+                let facts = match cache.and_then(|c| c.get(&matched.advisory)) {
+                    Some(facts) => facts,
+                    None => {
+                        let facts = std::sync::Arc::new(advisory_facts(
+                            &matched.advisory,
+                            source,
+                            &mut scores,
+                        )?);
+                        if let Some(cache) = cache {
+                            cache.insert(&matched.advisory, facts.clone());
+                        }
+                        facts
+                    }
+                };
+                entry.insert(facts)
             }
         };
-        let known = &*known;
+        let known = &**known;
         let ids = std::iter::once(advisory.id.as_str())
             .chain(advisory.aliases.iter().map(String::as_str));
         let mut applicable: Vec<&VexClaim> = known
@@ -675,8 +684,9 @@ pub fn evaluate(
             vex: &vex_decision,
         };
         let decision = decide(policy, &facts, now);
-        let component_ref = component_refs[matched.component]
-            .get_or_insert_with(|| {
+        let component_ref = component_refs
+            .entry(matched.component)
+            .or_insert_with(|| {
                 Shared::new(ComponentRef {
                     purl: component.purl.clone(),
                     name: component.name.clone(),
@@ -700,6 +710,85 @@ pub fn evaluate(
             vex: vex_decision,
             decision,
         });
+    }
+    Ok(findings)
+}
+
+/// Evaluates components against advisories, VEX and policy.
+///
+/// `vex` holds claims from uploads; claims from the advisory source are added. The result is a
+/// function of the arguments only: same inputs, byte-identical canonical JSON. The work is
+/// spread over up to the core count of threads; [`evaluate_with_threads`] fixes the count.
+pub fn evaluate(
+    subject: &Subject,
+    components: &[Component],
+    source: &dyn AdvisorySource,
+    vex_claims: &[VexClaim],
+    policy: &Policy,
+    clock: &dyn Clock,
+    snapshot: &Snapshot,
+) -> Result<Report, DecideError> {
+    let threads = matching::threads_for(components.len(), COMPONENTS_PER_THREAD);
+    evaluate_with_threads(
+        subject, components, source, vex_claims, policy, clock, snapshot, threads,
+    )
+}
+
+/// Below this many components per thread, evaluation stays on the calling thread.
+const COMPONENTS_PER_THREAD: usize = 512;
+
+/// [`evaluate`] on at most `threads` threads (1 = the calling thread only). The report does not
+/// depend on the thread count.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_with_threads(
+    subject: &Subject,
+    components: &[Component],
+    source: &dyn AdvisorySource,
+    vex_claims: &[VexClaim],
+    policy: &Policy,
+    clock: &dyn Clock,
+    snapshot: &Snapshot,
+    threads: usize,
+) -> Result<Report, DecideError> {
+    let now = clock.now_unix();
+    // Components are matched in report order (purl, then layer), so the findings come out
+    // nearly sorted and the final sort only has to fix ties between layers of one purl.
+    let mut order: Vec<usize> = (0..components.len()).collect();
+    order.sort_by(|&a, &b| {
+        (
+            components[a].purl.as_str(),
+            components[a].layer_digest.as_deref(),
+            a,
+        )
+            .cmp(&(
+                components[b].purl.as_str(),
+                components[b].layer_digest.as_deref(),
+                b,
+            ))
+    });
+    let found = matching::match_in_order(components, &order, source, threads.max(1))?;
+    let mut uploaded: BTreeMap<&str, Vec<&VexClaim>> = BTreeMap::new();
+    for claim in vex_claims {
+        uploaded
+            .entry(claim.vulnerability.as_str())
+            .or_default()
+            .push(claim);
+    }
+    // Findings are built in chunks on up to the core count of threads (each with its own
+    // caches) and concatenated in match order, then sorted: the result does not depend on the
+    // thread count.
+    let finding_threads = threads.max(1).min(matching::threads_for(
+        found.matches.len(),
+        FINDINGS_PER_THREAD,
+    ));
+    let matched_count = found.matches.len();
+    let unknowns = found.unknowns;
+    let parts = matching::in_owned_chunks(found.matches, finding_threads, |chunk| {
+        build_findings(chunk, subject, components, source, &uploaded, policy, now)
+    });
+    let mut findings = Vec::with_capacity(matched_count);
+    for part in parts {
+        findings.extend(part?);
     }
     findings.sort_by(|a, b| {
         (

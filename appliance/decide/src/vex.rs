@@ -105,7 +105,8 @@ impl VexDecision {
     }
 }
 
-pub(crate) fn status_name(status: VexStatus) -> &'static str {
+/// The OpenVEX wire name of a status (`not_affected`, ...).
+pub fn status_name(status: VexStatus) -> &'static str {
     match status {
         VexStatus::NotAffected => "not_affected",
         VexStatus::Affected => "affected",

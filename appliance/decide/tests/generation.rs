@@ -135,4 +135,29 @@ fn generation_and_memory_source_give_the_same_report() {
         from_store.to_canonical_json().unwrap(),
         from_memory.to_canonical_json().unwrap()
     );
+    // The generation's per-package index: a second lookup hands out the same decoded records,
+    // and a second evaluation through it gives the same bytes.
+    let first = generation
+        .shared_advisories_for_package("Debian", "curl")
+        .unwrap();
+    let second = generation
+        .shared_advisories_for_package("Debian", "curl")
+        .unwrap();
+    assert!(!first.is_empty());
+    assert!(std::sync::Arc::ptr_eq(&first, &second));
+    assert!(first.windows(2).all(|pair| pair[0].id <= pair[1].id));
+    let again = evaluate(
+        &subject,
+        &components,
+        &*generation,
+        &[],
+        &policy,
+        &clock,
+        &snapshot,
+    )
+    .unwrap();
+    assert_eq!(
+        again.to_canonical_json().unwrap(),
+        from_store.to_canonical_json().unwrap()
+    );
 }

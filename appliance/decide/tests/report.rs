@@ -361,3 +361,51 @@ licences:
     assert_eq!(report.licences.len(), 1, "{:?}", report.licences);
     assert!(report.licences[0].purl.contains("left-pad"));
 }
+
+/// Chunks of components and of matches go to different threads; the report must not depend on
+/// how many. Components repeat under distinct purls and layers, in shuffled order, so that
+/// several chunks hold matches and the final order comes from the sort, not the input.
+#[test]
+fn report_is_the_same_on_one_thread_and_on_several() {
+    let source = common::e2e_source();
+    let mut many = Vec::new();
+    for copy in 0..700 {
+        for mut component in components() {
+            let separator = if component.purl.contains('?') {
+                '&'
+            } else {
+                '?'
+            };
+            component.purl = format!("{}{separator}copy={}", component.purl, (copy * 7919) % 700);
+            component.layer_digest = Some(format!("sha256:{:064x}", copy % 3));
+            component.used_by_entrypoint = copy % 2 == 0;
+            many.push(component);
+        }
+    }
+    let policy = Policy::default_policy().unwrap();
+    let with = |components: &[Component], threads: usize| {
+        stella_decide::evaluate_with_threads(
+            &subject(),
+            components,
+            &source,
+            &[],
+            &policy,
+            &FixedClock(JAN_2026),
+            &snapshot(),
+            threads,
+        )
+        .unwrap()
+        .to_canonical_json()
+        .unwrap()
+    };
+    let one = with(&many, 1);
+    assert!(
+        one.matches("\"advisory\"").count() > 2_000,
+        "too few findings to split"
+    );
+    assert_eq!(with(&many, 3), one);
+    assert_eq!(with(&many, 8), one);
+    // The same components in reverse order give the same bytes.
+    many.reverse();
+    assert_eq!(with(&many, 2), one);
+}

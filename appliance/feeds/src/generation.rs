@@ -3,8 +3,9 @@
 //! a `.partial` name, fsynced, renamed, and only then made current by the catalog switch; it is
 //! never modified afterwards.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
@@ -236,7 +237,14 @@ pub struct Generation {
     dir: PathBuf,
     db: Database,
     index: SearchIndex,
+    /// `ecosystem \0 package` -> the package's advisories, decoded once and shared: a
+    /// generation never changes, so the per-package index fills as packages are asked for
+    /// and every later lookup is one hash probe with no decoding.
+    packages: RwLock<HashMap<String, PackageList>>,
 }
+
+/// One package's advisories, ordered by id, then channel.
+pub type PackageList = Arc<[Arc<Advisory>]>;
 
 impl std::fmt::Debug for Generation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -268,6 +276,7 @@ impl Generation {
             dir,
             db,
             index,
+            packages: RwLock::new(HashMap::new()),
         })
     }
 
@@ -419,6 +428,42 @@ impl Generation {
         Ok(out)
     }
 
+    /// [`Generation::advisories_for_package`] as one shared list ordered by id (then channel),
+    /// through the generation's in-memory per-package index: the first lookup of a package
+    /// decodes its records, later lookups hand out the same list (and the same records).
+    pub fn shared_advisories_for_package(
+        &self,
+        ecosystem: &str,
+        package: &str,
+    ) -> Result<PackageList, FeedError> {
+        let key = format!("{ecosystem}\0{package}");
+        if let Some(found) = self
+            .packages
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+        {
+            return Ok(found.clone());
+        }
+        let mut list: Vec<Arc<Advisory>> = self
+            .advisories_for_package(ecosystem, package)?
+            .into_iter()
+            .map(|(_, advisory)| Arc::new(advisory))
+            .collect();
+        // Stable: records sharing an id stay in channel order.
+        list.sort_by(|a, b| a.id.cmp(&b.id));
+        let list: PackageList = Arc::from(list);
+        // Two threads may decode the same package at once; the first list stored wins, so
+        // every caller sees the same records.
+        Ok(self
+            .packages
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(key)
+            .or_insert(list)
+            .clone())
+    }
+
     /// Advisories whose id or alias is `id`, from every channel.
     pub fn advisories_by_alias(&self, id: &str) -> Result<Vec<(String, Advisory)>, FeedError> {
         let mut out = Vec::new();
@@ -476,6 +521,39 @@ impl Generation {
             Some(value) => decode(value.value(), "meta/channels"),
             None => Ok(Vec::new()),
         }
+    }
+
+    /// Every record of one kind, as `(channel, key, record)`, in key order.
+    fn records_of<T: DeserializeOwned>(&self, kind: Kind) -> Result<Vec<(String, T)>, FeedError> {
+        let txn = self.db.begin_read().map_err(|e| self.redb_err(e))?;
+        let table = txn.open_table(RECORDS).map_err(|e| self.redb_err(e))?;
+        let start = format!("{}\0", kind.tag());
+        let end = format!("{}\u{1}", kind.tag());
+        let mut out = Vec::new();
+        for entry in table
+            .range(start.as_str()..end.as_str())
+            .map_err(|e| self.redb_err(e))?
+        {
+            let (key, value) = entry.map_err(|e| self.redb_err(e))?;
+            let key = key.value();
+            let channel = key.split('\0').nth(1).unwrap_or_default().to_owned();
+            out.push((channel, decode(value.value(), key)?));
+        }
+        Ok(out)
+    }
+
+    /// Every licence kits brought, with its channel (for the signer's entitlement gate).
+    pub fn licences(
+        &self,
+    ) -> Result<Vec<(String, stella_importer::licence::SignedLicence)>, FeedError> {
+        self.records_of(Kind::Licence)
+    }
+
+    /// Every revocation list kits brought, with its channel.
+    pub fn revocation_lists(
+        &self,
+    ) -> Result<Vec<(String, stella_importer::licence::SignedRevocationList)>, FeedError> {
+        self.records_of(Kind::Revocation)
     }
 
     /// Every advisory of every channel (for the matcher's full scans and for exports).

@@ -600,16 +600,10 @@ impl ImportOptions {
     ) -> Result<Self, FeedError> {
         let mut texts = Vec::with_capacity(kits.trusted_keys.len());
         for entry in &kits.trusted_keys {
-            let path = Path::new(entry);
-            // A key line is base64 and never names an existing file; a path does.
-            if !entry.contains('\n') && path.is_file() {
-                texts.push(
-                    std::fs::read_to_string(path)
-                        .map_err(|e| FeedError::io("read trusted kit key", path, e))?,
-                );
-            } else {
-                texts.push(entry.clone());
-            }
+            texts.push(
+                stella_core::key_text(entry)
+                    .map_err(|e| FeedError::io("read trusted kit key", Path::new(entry), e))?,
+            );
         }
         let trusted_keys = TrustedKeys::from_texts(texts.iter().map(String::as_str))
             .map_err(|e| FeedError::Config(format!("[kits] trusted_keys: {e}")))?;

@@ -13,7 +13,7 @@ mod index;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-pub use generation::{Counts, Generation};
+pub use generation::{Counts, Generation, PackageList};
 pub use import::{
     ChannelFreshness, ImportError, ImportOptions, ImportOutcome, ImportReport, KitImportRecord,
     Rejection,
@@ -152,6 +152,37 @@ impl FeedStore {
     /// The `feeds/` directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The advisory snapshot a report names: the kit id and sequence of the channel head when
+    /// one channel is loaded; with several, `channel=kit@sequence` joined by `,` (channels in
+    /// name order) and the generation number. `None` before the first kit.
+    pub fn snapshot(&self, catalog: &Catalog) -> Result<Option<(String, u64)>, FeedError> {
+        let Some((generation, _)) = current_pointer(catalog)? else {
+            return Ok(None);
+        };
+        let conn = catalog.connection();
+        let mut statement =
+            conn.prepare("SELECT channel, kit_id, sequence FROM channel_heads ORDER BY channel")?;
+        let heads = statement
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(match heads.as_slice() {
+            [(_, kit_id, sequence)] => (kit_id.clone(), (*sequence).max(0) as u64),
+            many => (
+                many.iter()
+                    .map(|(channel, kit_id, sequence)| format!("{channel}={kit_id}@{sequence}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                generation,
+            ),
+        }))
     }
 
     /// Checks that the current generation holds exactly what the switch recorded: every record

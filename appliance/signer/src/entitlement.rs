@@ -194,16 +194,16 @@ pub fn check_entitlement(
         return Err(EntitlementRefusal::NoProof);
     };
     let licence_id = licence.licence_id.clone();
-    if let VendorSignature::Failed(reason) = &licence.vendor_signature {
-        return Err(EntitlementRefusal::BadVendorSignature {
-            licence_id,
-            reason: reason.clone(),
-        });
-    }
     if !context.trusted_vendor_keys.contains(&licence.vendor_key_id) {
         return Err(EntitlementRefusal::UnknownVendorKey {
             licence_id,
             key_id: licence.vendor_key_id.clone(),
+        });
+    }
+    if let VendorSignature::Failed(reason) = &licence.vendor_signature {
+        return Err(EntitlementRefusal::BadVendorSignature {
+            licence_id,
+            reason: reason.clone(),
         });
     }
     if let Some(revoked_at) = context.revocations.revoked.get(&licence.licence_id) {

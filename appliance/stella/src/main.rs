@@ -1,9 +1,12 @@
 //! stella: the appliance daemon (`stella serve`) and operator CLI. Thin by design: it parses
 //! arguments and wires the crates together.
 
+mod attest;
 mod diff;
+mod hsm;
 mod import;
 mod login;
+mod report;
 mod scan;
 mod serve;
 
@@ -34,12 +37,29 @@ enum Command {
     Scan(scan::ScanArgs),
     /// Diff two images: components added, removed and changed, attributed to layers.
     Diff(diff::DiffArgs),
+    /// Judge an image against the current advisories and a policy: exit 0 PASS, 1 FAIL, 2 error.
+    Report(report::ReportArgs),
     /// Obtain a DPoP-bound access token with client credentials and remember the profile.
     Login(login::LoginArgs),
     /// Call the appliance API as the logged-in client, e.g. `stella api GET /api/audit`.
     Api(login::ApiArgs),
     /// Offline recovery: give a console user a new one-time password (daemon stopped).
     ResetPassword(login::ResetPasswordArgs),
+    /// The HSM: key ceremony (`init`), readiness (`status`), inventory (`keys`).
+    #[command(subcommand)]
+    Hsm(hsm::HsmCommand),
+    /// Licence enrolment: `stella licence request -o req.json`.
+    #[command(subcommand)]
+    Licence(hsm::LicenceCommand),
+    /// Verify a Sigstore bundle offline: DSSE, certificate chain, SCT, inclusion proof,
+    /// checkpoint, timestamp (exit 0 verified, 1 not).
+    Verify(attest::VerifyArgs),
+    /// The transparency log: `stella log verify` is the monitor.
+    #[command(subcommand)]
+    Log(attest::LogCommand),
+    /// Attestations: `stella attest export IMAGE -o DIR`.
+    #[command(subcommand)]
+    Attest(attest::AttestCommand),
 }
 
 /// Flags of `stella serve`; each overrides the configuration file and the environment.
@@ -66,9 +86,15 @@ fn main() -> ExitCode {
         Command::Import(args) => import::run(args),
         Command::Scan(args) => scan::run(args),
         Command::Diff(args) => diff::run(args),
+        Command::Report(args) => report::run(args),
         Command::Login(args) => login::run(args).map(|()| ExitCode::SUCCESS),
         Command::Api(args) => login::api(args).map(|()| ExitCode::SUCCESS),
         Command::ResetPassword(args) => login::reset_password(args).map(|()| ExitCode::SUCCESS),
+        Command::Hsm(command) => hsm::run(command),
+        Command::Licence(command) => hsm::licence(command),
+        Command::Verify(args) => attest::verify(args),
+        Command::Log(command) => attest::log(command),
+        Command::Attest(command) => attest::attest(command),
     };
     match result {
         Ok(code) => code,

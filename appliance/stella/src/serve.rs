@@ -50,6 +50,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Fail at start, not at the first import, when the kit keys are unusable.
     ImportOptions::from_config(&config.kits, &data_dir, "system", "config")?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let signing = open_signing(&config)?;
     stores.catalog.audit(&AuditEvent {
         at: clock.now_unix(),
         actor: "system".to_owned(),
@@ -84,12 +85,25 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         let local = listener.local_addr()?;
         let scheme = if https { "https" } else { "http" };
         let (authority, bootstrap_password) = open_authority(&config, &stores, scheme, local)?;
+        let signing = match signing {
+            Some(mut service) => {
+                let base_url = if config.auth.issuer.is_empty() {
+                    format!("{scheme}://{local}")
+                } else {
+                    config.auth.issuer.trim_end_matches('/').to_owned()
+                };
+                service.open_attestor(&data_dir, &base_url, &config)?;
+                Some(Arc::new(service))
+            }
+            None => None,
+        };
         let state = stella_web::AppState::new(
             stores.clone(),
             feeds,
             authority,
             config.clone(),
             clock.clone(),
+            signing,
         );
         let (stop_tx, stop_rx) = watch::channel(false);
         let signalled = shutdown_signal();
@@ -169,6 +183,34 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     drop(stores);
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// The signer over the `[hsm]` key source; `None` (community mode) without `[hsm]`. An HSM
+/// that cannot be opened fails the start; missing keys only make the signer refuse (and
+/// `/readyz` answer 503) until `stella hsm init` has run.
+fn open_signing(config: &Config) -> anyhow::Result<Option<stella_web::signing::SigningService>> {
+    let Some(source) = stella_web::signing::open_key_source(config)? else {
+        tracing::info!("no [hsm] configured: community mode, the appliance signs nothing");
+        return Ok(None);
+    };
+    let appliance_id = match crate::hsm::appliance_id(config, source.as_ref()) {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::warn!(error = %e, "HSM keys missing; run `stella hsm init`");
+            String::new()
+        }
+    };
+    let service = stella_web::signing::SigningService::open(
+        source,
+        &config.storage.data_dir,
+        &appliance_id,
+        config,
+    )?;
+    match service.check_ready() {
+        Ok(inventory) => tracing::info!(source = %inventory.source, "HSM ready"),
+        Err(reason) => tracing::warn!(%reason, "HSM not ready: the signer refuses"),
+    }
+    Ok(Some(service))
 }
 
 fn set_owner_only(path: &Path) -> anyhow::Result<()> {

@@ -6,33 +6,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use common::stella;
+use common::{repo, stella, stella_kit};
 use stella_feeds::FeedStore;
 use stella_store::Stores;
 
 const KILLS: u32 = 20;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// `stella-kit` from the same build, built on demand when the test runs alone.
-fn stella_kit() -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_stella")).with_file_name("stella-kit");
-    if !path.exists() {
-        let built = Command::new(env!("CARGO"))
-            .args(["build", "-p", "stella-kit-builder"])
-            .current_dir(repo())
-            .status()
-            .unwrap();
-        assert!(built.success());
-    }
-    path
-}
 
 fn copy_dir(from: &Path, to: &Path) {
     let status = Command::new("cp")

@@ -128,6 +128,37 @@ const MIGRATIONS: &[&str] = &[
          expires_at INTEGER NOT NULL
      );
      CREATE INDEX sessions_user ON sessions(user_name);",
+    // Version 4: reports name their inputs (SBOM, advisory snapshot, policy revision); policy
+    // revisions as uploaded, their YAML in the blob store.
+    "ALTER TABLE reports ADD COLUMN sbom_digest TEXT;
+     ALTER TABLE reports ADD COLUMN kit_id TEXT;
+     ALTER TABLE reports ADD COLUMN sequence INTEGER;
+     ALTER TABLE reports ADD COLUMN policy_name TEXT;
+     ALTER TABLE reports ADD COLUMN policy_revision INTEGER;
+     ALTER TABLE reports ADD COLUMN findings INTEGER;
+     ALTER TABLE reports ADD COLUMN evaluated_at TEXT;
+     CREATE INDEX reports_image ON reports(image_digest, created_at);
+     CREATE TABLE policy_revisions (
+         revision   INTEGER PRIMARY KEY,
+         name       TEXT NOT NULL,
+         digest     TEXT NOT NULL,
+         blob       TEXT NOT NULL,
+         created_at TEXT NOT NULL,
+         created_by TEXT NOT NULL
+     );",
+    // Version 5: signed, logged exports (the artefact, its Sigstore bundle, its log index).
+    "CREATE TABLE exports (
+         id              INTEGER PRIMARY KEY,
+         image_digest    TEXT NOT NULL,
+         format          TEXT NOT NULL,
+         view            TEXT NOT NULL,
+         name            TEXT NOT NULL,
+         artifact_digest TEXT NOT NULL,
+         bundle_digest   TEXT NOT NULL,
+         log_index       INTEGER NOT NULL,
+         created_at      INTEGER NOT NULL
+     );
+     CREATE INDEX exports_image ON exports(image_digest);",
 ];
 
 /// The schema version this build writes.
@@ -255,6 +286,19 @@ impl Catalog {
             .query_row(
                 "SELECT count(*) FROM audit_log WHERE action = ?1",
                 [action],
+                |row| row.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// How many audit events carry this action at or after `since` (Unix seconds): quota
+    /// periods.
+    pub fn audit_count_since(&self, action: &str, since: u64) -> Result<u64, StoreError> {
+        self.connection()
+            .query_row(
+                "SELECT count(*) FROM audit_log WHERE action = ?1 AND at >= ?2",
+                params![action, since as i64],
                 |row| row.get::<_, i64>(0),
             )
             .map(|n| n as u64)

@@ -216,6 +216,18 @@ pub struct Caller {
     pub kind: CallerKind,
 }
 
+impl Caller {
+    /// The subject of the caller the access check established for `request` (`unknown` on a
+    /// public route), for audit records.
+    pub fn subject_of(request: &Request) -> String {
+        request
+            .extensions()
+            .get::<Caller>()
+            .map(|c| c.subject.clone())
+            .unwrap_or_else(|| "unknown".to_owned())
+    }
+}
+
 /// How a caller authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallerKind {
@@ -347,19 +359,51 @@ pub(crate) async fn check(
 ) -> Response {
     match access {
         Access::Public { .. } => next.run(request).await,
-        Access::Token { scope } => check_token(state, scope, false, request, next).await,
-        Access::TokenDpopNonce { scope } => check_token(state, scope, true, request, next).await,
+        Access::Token { scope } => check_token_then(state, scope, false, request, next).await,
+        Access::TokenDpopNonce { scope } => {
+            check_token_then(state, scope, true, request, next).await
+        }
         Access::Session { scope } => console::check_session(state, scope, request, next).await,
     }
 }
 
-async fn check_token(
+/// Largest unread request body drained before a refusal is sent; see [`check_token_then`].
+const DRAIN_LIMIT: usize = 1024 * 1024;
+
+/// Runs the token check on the request's head. A refused request's body (up to
+/// [`DRAIN_LIMIT`], for at most five seconds) is read before the refusal goes out: closing a
+/// connection with unread data makes the kernel reset it, and the client would lose the 401
+/// that carries the DPoP nonce it should retry with.
+async fn check_token_then(
+    state: &AppState,
+    scope: Scope,
+    dpop_required: bool,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let head = Request::from_parts(parts, axum::body::Body::empty());
+    match check_token(state, scope, dpop_required, head) {
+        Ok(authorized) => {
+            let (parts, _) = authorized.into_parts();
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Err(refusal) => {
+            let drain = axum::body::to_bytes(body, DRAIN_LIMIT);
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
+            refusal
+        }
+    }
+}
+
+/// Checks the token (and DPoP proof) of `request`; on success returns it with the [`Caller`]
+/// extension. The request's body is not touched.
+fn check_token(
     state: &AppState,
     scope: Scope,
     dpop_required: bool,
     mut request: Request,
-    next: Next,
-) -> Response {
+) -> Result<Request, Response> {
     let authority = state.authority();
     let nonce_mode = if dpop_required {
         NonceMode::Required
@@ -387,24 +431,24 @@ async fn check_token(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     else {
-        return unauthorized(true, None);
+        return Err(unauthorized(true, None));
     };
     let (scheme, token) = authorization.split_once(' ').unwrap_or((authorization, ""));
     let dpop_scheme = scheme.eq_ignore_ascii_case("DPoP");
     if !dpop_scheme && !scheme.eq_ignore_ascii_case("Bearer") {
-        return unauthorized(
+        return Err(unauthorized(
             true,
             Some(&AuthorityError::InvalidToken(format!(
                 "authorization scheme {scheme:?} is not DPoP or Bearer"
             ))),
-        );
+        ));
     }
     let token = token.trim();
     let validated = match authority.validator().validate(token) {
         Ok(validated) => validated,
         Err(err) => {
             audit_denied(state, &request, "?", &err);
-            return unauthorized(dpop_scheme, Some(&err));
+            return Err(unauthorized(dpop_scheme, Some(&err)));
         }
     };
     let subject = validated.claims.sub.clone();
@@ -417,7 +461,7 @@ async fn check_token(
                     "expected exactly one DPoP header, got {}",
                     proofs.len()
                 ));
-                return unauthorized(true, Some(&err));
+                return Err(unauthorized(true, Some(&err)));
             };
             let proof = proof.to_str().unwrap_or_default().to_owned();
             let url = authority.request_url(request.headers(), request.uri());
@@ -434,7 +478,7 @@ async fn check_token(
             );
             if let Err(err) = checked {
                 audit_denied(state, &request, &subject, &err);
-                return unauthorized(true, Some(&err));
+                return Err(unauthorized(true, Some(&err)));
             }
         }
         (true, None) => {
@@ -442,14 +486,14 @@ async fn check_token(
                 "token has no cnf.jkt binding; DPoP needs a DPoP-bound token".to_owned(),
             );
             audit_denied(state, &request, &subject, &err);
-            return unauthorized(true, Some(&err));
+            return Err(unauthorized(true, Some(&err)));
         }
         (false, Some(_)) => {
             let err = AuthorityError::InvalidToken(
                 "a DPoP-bound token must be presented with the DPoP scheme and a proof".to_owned(),
             );
             audit_denied(state, &request, &subject, &err);
-            return unauthorized(true, Some(&err));
+            return Err(unauthorized(true, Some(&err)));
         }
         (false, None) if dpop_required || !authority.settings().allow_bearer_tokens => {
             let err = AuthorityError::InvalidToken(
@@ -457,7 +501,7 @@ async fn check_token(
             );
             // (Also reached for any route when bearer tokens are not allowed.)
             audit_denied(state, &request, &subject, &err);
-            return unauthorized(true, Some(&err));
+            return Err(unauthorized(true, Some(&err)));
         }
         (false, None) => {}
     }
@@ -472,21 +516,21 @@ async fn check_token(
             json!({ "needed": scope.as_str(), "held": validated.scopes.to_string(),
                     "method": request.method().as_str() }),
         );
-        return challenge(
+        return Err(challenge(
             StatusCode::FORBIDDEN,
             dpop_scheme,
             Some(ErrorCode::InsufficientScope),
             &format!("this route needs scope {scope}"),
             Some(scope),
             None,
-        );
+        ));
     }
     request.extensions_mut().insert(Caller {
         subject,
         scopes: validated.scopes.clone(),
         kind: CallerKind::Client { dpop: dpop_scheme },
     });
-    next.run(request).await
+    Ok(request)
 }
 
 fn audit_denied(state: &AppState, request: &Request, subject: &str, err: &AuthorityError) {

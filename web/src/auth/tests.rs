@@ -74,6 +74,7 @@ impl Env {
                 Arc::new(authority),
                 stella_core::Config::default(),
                 Arc::new(stella_core::SystemClock),
+                None,
             ),
             clock,
         }
@@ -213,6 +214,9 @@ const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/jwks"),
     ("GET", "/login"),
     ("POST", "/login"),
+    ("GET", "/api/v2/checkpoint"),
+    ("GET", "/api/v2/tile/{*path}"),
+    ("GET", "/api/trust/{name}"),
 ];
 
 /// Walks every route of the real table: public ones must be on the list above; every other one

@@ -22,8 +22,16 @@ pub struct Daemon {
 impl Daemon {
     /// `stella serve --data-dir DIR` plus `extra` (default listen 127.0.0.1:0).
     pub fn start(data_dir: &Path, extra: &[&str]) -> Daemon {
+        Self::start_env(data_dir, extra, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables (e.g. `SOFTHSM2_CONF`).
+    pub fn start_env(data_dir: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Daemon {
         let mut command = Command::new(env!("CARGO_BIN_EXE_stella"));
         command.args(["serve", "--data-dir"]).arg(data_dir);
+        for (name, value) in env {
+            command.env(name, value);
+        }
         if !extra.contains(&"--listen") {
             command.args(["--listen", "127.0.0.1:0"]);
         }

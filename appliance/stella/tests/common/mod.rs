@@ -10,6 +10,25 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+/// The repository root.
+pub fn repo() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `stella-kit` from the same build, built on demand when a test runs alone.
+pub fn stella_kit() -> std::path::PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_stella")).with_file_name("stella-kit");
+    if !path.exists() {
+        let built = Command::new(env!("CARGO"))
+            .args(["build", "-p", "stella-kit-builder"])
+            .current_dir(repo())
+            .status()
+            .unwrap();
+        assert!(built.success());
+    }
+    path
+}
+
 /// The `stella` binary built for these tests.
 pub fn stella() -> Command {
     Command::new(env!("CARGO_BIN_EXE_stella"))
