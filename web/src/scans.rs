@@ -1,7 +1,7 @@
 //! Scans over HTTP: `POST /api/scans {imageRef|path, platform?}` starts a scan in the
 //! background and answers `{scanId}`; `GET /api/scans/{id}` reports its status, summary and
-//! artefacts; `GET /api/sboms/{imageDigest}?format=cdx-json|cdx-pb|spdx-json&view=inventory`
-//! returns a stored SBOM. The image digest is the image id (config digest), which is the same
+//! artefacts; `GET /api/sboms/{imageDigest}?format=cdx-json|cdx-pb|spdx-json&view=inventory|usage`
+//! returns a stored SBOM; `GET /api/diff?old=&new=` diffs two scanned images. The image digest is the image id (config digest), which is the same
 //! whichever way the image arrived. SBOMs live in the blob store; the catalog records them.
 
 use std::hash::{BuildHasher, RandomState};
@@ -33,6 +33,7 @@ pub(crate) fn routes(table: RouteTable) -> RouteTable {
             Scope::ScannerRead,
             get_sbom,
         )
+        .scoped(Method::GET, "/api/diff", Scope::ScannerRead, get_diff)
 }
 
 /// The redb layer and file caches of the data directory (`docs/cache-keys.md`).
@@ -95,6 +96,8 @@ fn new_scan_id() -> String {
 }
 
 const FORMATS: [&str; 3] = ["cdx-json", "cdx-pb", "spdx-json"];
+/// The `format` of the BOM-Index sidecar in the artifacts table.
+const BOM_INDEX_FORMAT: &str = "stella-bom-index-v1";
 
 async fn start_scan(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
     let request: ScanRequest = match serde_json::from_slice(&body) {
@@ -187,16 +190,21 @@ fn run_scan(
     let digest = result.image.image_id.to_string();
     let now = stella_core::rfc3339(state.clock().now_unix());
     let mut sboms = Vec::new();
+    // Both views in every format, and the BOM-Index sidecar (docs/bom-index.md); the usage view
+    // comes from the layer fragments, no layer is read again.
+    let usage = stella_scanner::usage::analyse(&result);
     for format in FORMATS {
-        let bytes = match format {
-            "cdx-pb" => result.to_cyclonedx_protobuf(),
-            "spdx-json" => result.to_spdx_json(),
-            _ => result.to_cyclonedx_json(),
+        for (kind, view) in [("sbom", None), ("usage-sbom", Some(&usage))] {
+            let bytes = result
+                .render_sbom(format, view)
+                .map_err(|e| e.to_string())?;
+            let blob = stores.blobs.put(&bytes).map_err(|e| e.to_string())?;
+            sboms.push((kind, format, blob, bytes.len()));
         }
-        .map_err(|e| e.to_string())?;
-        let blob = stores.blobs.put(&bytes).map_err(|e| e.to_string())?;
-        sboms.push(("sbom", format, blob, bytes.len()));
     }
+    let index = stella_scanner::bomindex::BomIndex::build(&result, Some(&usage)).to_bytes();
+    let blob = stores.blobs.put(&index).map_err(|e| e.to_string())?;
+    sboms.push(("bom-index", BOM_INDEX_FORMAT, blob, index.len()));
     // The per-layer fragments the image SBOMs point at (CycloneDX BOM-Link, SPDX
     // ExternalDocumentRef), so that every reference resolves inside the appliance.
     for index in 0..result.layers.len() {
@@ -233,7 +241,7 @@ fn run_scan(
             )?;
         }
         txn.execute(
-            "DELETE FROM artifacts WHERE image_digest = ?1 AND kind IN ('sbom', 'layer-sbom')",
+            "DELETE FROM artifacts WHERE image_digest = ?1 AND kind IN ('sbom', 'layer-sbom', 'usage-sbom', 'bom-index')",
             [&digest],
         )?;
         for (kind, format, blob, size) in &sboms {
@@ -279,9 +287,10 @@ async fn get_scan(State(state): State<AppState>, Path(id): Path<String>) -> Resp
     let artifacts: Vec<serde_json::Value> = digest
         .as_ref()
         .map(|d| {
-            FORMATS
+            ["inventory", "usage"]
                 .iter()
-                .map(|f| json!({ "kind": "sbom", "format": f, "url": format!("/api/sboms/{d}?format={f}&view=inventory") }))
+                .flat_map(|view| FORMATS.iter().map(move |f| (view, f)))
+                .map(|(view, f)| json!({ "kind": "sbom", "view": view, "format": f, "url": format!("/api/sboms/{d}?format={f}&view={view}") }))
                 .collect()
         })
         .unwrap_or_default();
@@ -332,17 +341,26 @@ async fn get_sbom(
             "format is one of cdx-json, cdx-pb, spdx-json",
         );
     }
-    if query.view != "inventory" {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "only view=inventory is available: the usage view comes with EntryTrace",
-        );
-    }
-    let blob: Result<Option<String>, _> = state.stores().catalog.connection().query_row(
-        "SELECT digest FROM artifacts WHERE image_digest = ?1 AND kind = 'sbom' AND format = ?2",
-        params![digest, query.format],
-        |r| r.get(0),
-    ).optional();
+    let kind = match query.view.as_str() {
+        "inventory" => "sbom",
+        "usage" => "usage-sbom",
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "view is inventory (everything installed) or usage (what the entrypoint runs)",
+            );
+        }
+    };
+    let blob: Result<Option<String>, _> = state
+        .stores()
+        .catalog
+        .connection()
+        .query_row(
+            "SELECT digest FROM artifacts WHERE image_digest = ?1 AND kind = ?3 AND format = ?2",
+            params![digest, query.format, kind],
+            |r| r.get(0),
+        )
+        .optional();
     let blob = match blob {
         Ok(Some(blob)) => blob,
         Ok(None) => {
@@ -374,4 +392,77 @@ async fn get_sbom(
         ),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct DiffQuery {
+    old: String,
+    new: String,
+}
+
+/// The stored inventory CycloneDX SBOM of a scanned image.
+fn stored_sbom(state: &AppState, digest: &str) -> Result<Vec<u8>, (StatusCode, String)> {
+    if digest.parse::<Digest>().is_err() {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            format!("{digest}: an image digest is sha256:<64 hex>"),
+        ));
+    }
+    let blob: Result<Option<String>, _> = state
+        .stores()
+        .catalog
+        .connection()
+        .query_row(
+            "SELECT digest FROM artifacts WHERE image_digest = ?1 AND kind = 'sbom' AND format = 'cdx-json'",
+            [digest],
+            |r| r.get(0),
+        )
+        .optional();
+    let blob = match blob {
+        Ok(Some(blob)) => blob,
+        Ok(None) => {
+            return Err((
+                StatusCode::NOT_FOUND,
+                format!("no SBOM for {digest}: scan the image first"),
+            ));
+        }
+        Err(e) => return Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    };
+    let Ok(blob) = blob.parse::<Digest>() else {
+        return Err((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "catalog holds a malformed digest".to_owned(),
+        ));
+    };
+    match state.stores().blobs.get(&blob) {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("blob {blob} is missing"),
+        )),
+        Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
+/// `GET /api/diff?old=<image digest>&new=<image digest>`: the diff of two scanned images from
+/// their stored inventory SBOMs (no layer is read: both scans already shared their layers
+/// through the cache).
+async fn get_diff(State(state): State<AppState>, Query(query): Query<DiffQuery>) -> Response {
+    let sides = stored_sbom(&state, &query.old)
+        .and_then(|old| stored_sbom(&state, &query.new).map(|new| (old, new)));
+    let (old, new) = match sides {
+        Ok(sides) => sides,
+        Err((status, message)) => return error(status, message),
+    };
+    let parse = |bytes: &[u8], which: &str| -> Result<stella_scanner::diff::DiffSide, String> {
+        stella_scanner::diff::DiffSide::from_cyclonedx(bytes)
+            .map_err(|e| format!("{which} SBOM: {e}"))
+    };
+    let (old, new) = match (parse(&old, "old"), parse(&new, "new")) {
+        (Ok(old), Ok(new)) => (old, new),
+        (Err(message), _) | (_, Err(message)) => {
+            return error(StatusCode::INTERNAL_SERVER_ERROR, message);
+        }
+    };
+    Json(stella_scanner::diff::diff(&old, &new, None)).into_response()
 }

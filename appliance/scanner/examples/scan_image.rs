@@ -23,5 +23,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     std::io::stdout().write_all(&bytes)?;
     eprintln!("{}", result.summary);
+    for unknown in &result.unknowns {
+        eprintln!(
+            "unknown: {} ({}): {}",
+            unknown.path, unknown.analyzer, unknown.reason
+        );
+    }
     Ok(())
 }

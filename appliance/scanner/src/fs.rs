@@ -112,6 +112,25 @@ impl MergedView {
         }
     }
 
+    /// Names directly inside directory `dir` (root-relative, no symlink resolution), sorted.
+    pub fn children(&self, dir: &str) -> Vec<&str> {
+        let dir = dir.trim_matches('/');
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        let mut names: Vec<&str> = self
+            .entries
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .filter_map(|(k, _)| k.get(prefix.len()..)?.split('/').next())
+            .filter(|name| !name.is_empty())
+            .collect();
+        names.dedup();
+        names
+    }
+
     /// The entry at exactly `path` (no symlink resolution).
     pub fn get(&self, path: &str) -> Option<&ViewEntry> {
         self.entries.get(path.trim_start_matches('/'))

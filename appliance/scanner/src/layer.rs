@@ -620,6 +620,9 @@ fn analyse_file<R: Read>(
         let output = analyzer.analyze(info.path, &bytes);
         result.merge(analyzer.id(), output);
     }
+    if let Some(native) = &mut result.native {
+        native.sha256 = key.sha256.hex().to_owned();
+    }
     session.stats.analysed += 1;
     let stored = StoredFileResult {
         path: info.path.to_owned(),

@@ -8,8 +8,11 @@
 //! SPDX 2.3 JSON. The scanner never reads the clock and never opens a socket.
 
 pub mod analyzer;
+pub mod bomindex;
+pub mod diff;
 pub mod digest;
 pub mod error;
+pub mod fixture;
 pub mod fragment;
 pub mod fs;
 pub mod image;
@@ -18,6 +21,7 @@ mod result;
 pub mod sbom;
 mod scan;
 pub mod source;
+pub mod usage;
 
 pub use analyzer::{Analyzer, ComponentKind, Distro};
 pub use digest::Digest;
@@ -25,7 +29,9 @@ pub use error::ScanError;
 pub use fragment::{FragmentKey, LayerCache, LayerFragment, MemoryLayerCache, NoCache};
 pub use fs::MergedView;
 pub use image::{Platform, ResolvedImage};
-pub use result::{Component, ImageInfo, LayerInfo, ScanResult, ScanSummary, Unknown};
+pub use result::{
+    Binary, Component, ImageInfo, LayerInfo, RuntimeConfig, ScanResult, ScanSummary, Unknown,
+};
 pub use scan::{scan, scan_path};
 pub use source::{
     Credentials, ImageReference, ImageSource, OciLayoutSource, RegistryAccess, RegistrySource,

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::ScanOptions;
+use crate::analyzer::native::NativeFacts;
 use crate::analyzer::{ComponentKind, Distro, FoundComponent, PathResult};
 use crate::digest::Digest;
 use crate::fragment::LayerFragment;
@@ -123,6 +124,35 @@ impl std::fmt::Display for ScanSummary {
     }
 }
 
+/// How the image runs, from its config (`Entrypoint`, `Cmd`, `Env`, `WorkingDir`, `User`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RuntimeConfig {
+    /// `Entrypoint`.
+    pub entrypoint: Vec<String>,
+    /// `Cmd`.
+    pub cmd: Vec<String>,
+    /// `Env` (`NAME=value`).
+    pub env: Vec<String>,
+    /// `WorkingDir`, if set.
+    pub working_dir: Option<String>,
+    /// `User`, if set.
+    pub user: Option<String>,
+}
+
+/// A native object file of the final filesystem and the component it is attached to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Binary {
+    /// Root-relative path.
+    pub path: String,
+    /// Index of the layer holding it.
+    pub layer_index: usize,
+    /// bom-ref of the owning component: the OS package listing the file, else the component
+    /// an analyzer found in it (Go, Rust), else a `bin:{sha256}` component made for it.
+    pub component: String,
+    /// Its linkage facts.
+    pub facts: NativeFacts,
+}
+
 /// Everything a scan found.
 #[derive(Debug, Clone)]
 pub struct ScanResult {
@@ -140,6 +170,10 @@ pub struct ScanResult {
     pub view: MergedView,
     /// Per-layer fragments, bottom first.
     pub fragments: Vec<LayerFragment>,
+    /// The image's runtime configuration (for EntryTrace).
+    pub runtime: RuntimeConfig,
+    /// Native object files with their linkage facts, sorted by path.
+    pub binaries: Vec<Binary>,
     /// Counts.
     pub summary: ScanSummary,
 }
@@ -306,6 +340,34 @@ fn owners(
     map
 }
 
+/// (listed path, package) for every file-list entry of an OS package in the final view whose
+/// file name is in `names` (callers resolve the listed path through the view: Debian lists
+/// `/lib/…` while merged-usr images hold `usr/lib/…`).
+pub(crate) fn owned_entries(scan: &ScanResult, names: &BTreeSet<&str>) -> Vec<(String, String)> {
+    owned_entries_in(&scan.view, &scan.fragments, names)
+}
+
+fn owned_entries_in(
+    view: &MergedView,
+    fragments: &[LayerFragment],
+    names: &BTreeSet<&str>,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (path, _) in view.iter() {
+        if let Some((result, _)) = result_for(view, fragments, path) {
+            for owned in &result.owned_files {
+                for file in &owned.files {
+                    let name = file.rsplit('/').next().unwrap_or(file);
+                    if names.contains(name) {
+                        out.push((file.clone(), owned.package.clone()));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 impl ScanResult {
     /// Path -> owning OS package, from dpkg `info/*.list`, apk and rpm file
     /// lists in the final view (computed on demand: it can hold 10^5 paths).
@@ -368,10 +430,13 @@ pub(crate) fn compose(
 
     let mut components: BTreeMap<String, Component> = BTreeMap::new();
     let mut unknowns: BTreeSet<Unknown> = BTreeSet::new();
+    // Native files: (path, layer, facts, first component found in the file).
+    let mut natives: Vec<(String, usize, NativeFacts, Option<String>)> = Vec::new();
     for (path, entry) in view.iter() {
         let Some((result, result_layer)) = result_for(&view, &fragments, path) else {
             continue;
         };
+        let mut first_component: Option<String> = None;
         let absolute = format!("/{path}");
         for unknown in &result.unknowns {
             unknowns.insert(Unknown {
@@ -418,6 +483,9 @@ pub(crate) fn compose(
                     continue;
                 }
             };
+            if first_component.is_none() {
+                first_component = Some(bom_ref.clone());
+            }
             match components.get_mut(&bom_ref) {
                 Some(existing) => {
                     existing.evidence.extend(evidence);
@@ -453,7 +521,11 @@ pub(crate) fn compose(
                 }
             }
         }
+        if let Some(facts) = &result.native {
+            natives.push((path.clone(), result_layer, facts.clone(), first_component));
+        }
     }
+    let binaries = attach_binaries(&view, &fragments, natives, &mut components, &diff_id_of);
     let components: Vec<Component> = components.into_values().collect();
     let unknowns: Vec<Unknown> = unknowns.into_iter().collect();
     let mut components_by_type = BTreeMap::new();
@@ -487,6 +559,127 @@ pub(crate) fn compose(
         distro,
         view,
         fragments,
+        runtime: runtime_config(image),
+        binaries,
         summary,
+    }
+}
+
+fn runtime_config(image: &ResolvedImage) -> RuntimeConfig {
+    let Some(config) = image.config.config() else {
+        return RuntimeConfig::default();
+    };
+    RuntimeConfig {
+        entrypoint: config.entrypoint().clone().unwrap_or_default(),
+        cmd: config.cmd().clone().unwrap_or_default(),
+        env: config.env().clone().unwrap_or_default(),
+        working_dir: config.working_dir().clone().filter(|w| !w.is_empty()),
+        user: config.user().clone().filter(|u| !u.is_empty()),
+    }
+}
+
+/// Attaches each native file to its component: the OS package whose file list holds it, else
+/// the first component an analyzer found in it, else a new `bin:{sha256}` component.
+fn attach_binaries(
+    view: &MergedView,
+    fragments: &[LayerFragment],
+    natives: Vec<(String, usize, NativeFacts, Option<String>)>,
+    components: &mut BTreeMap<String, Component>,
+    diff_id_of: &dyn Fn(usize) -> Digest,
+) -> Vec<Binary> {
+    if natives.is_empty() {
+        return Vec::new();
+    }
+    let paths: BTreeSet<&str> = natives.iter().map(|(p, ..)| p.as_str()).collect();
+    let names: BTreeSet<&str> = paths
+        .iter()
+        .map(|p| p.rsplit('/').next().unwrap_or(p))
+        .collect();
+    // Listed paths resolved through the view (Debian lists `/lib/…` on merged-usr images).
+    let mut owned: BTreeMap<String, String> = BTreeMap::new();
+    for (listed, package) in owned_entries_in(view, fragments, &names) {
+        let resolved = if paths.contains(listed.as_str()) {
+            listed
+        } else {
+            match view.resolve(&listed) {
+                Ok(resolved) if paths.contains(resolved.as_str()) => resolved,
+                _ => continue,
+            }
+        };
+        owned.entry(resolved).or_insert(package);
+    }
+    // OS package name -> bom-ref (one name can have several architectures: first wins, sorted).
+    let mut by_package: BTreeMap<&str, &str> = BTreeMap::new();
+    for component in components.values() {
+        if matches!(component.ecosystem.as_str(), "deb" | "apk" | "rpm") {
+            by_package
+                .entry(component.name.as_str())
+                .or_insert(component.bom_ref.as_str());
+        }
+    }
+    let owner_refs: BTreeMap<String, String> = owned
+        .into_iter()
+        .filter_map(|(path, package)| {
+            by_package
+                .get(package.as_str())
+                .map(|bom_ref| (path, (*bom_ref).to_owned()))
+        })
+        .collect();
+    let mut binaries = Vec::with_capacity(natives.len());
+    for (path, layer, facts, found_in_file) in natives {
+        let component = match (owner_refs.get(&path), found_in_file) {
+            (Some(owner), _) => owner.clone(),
+            (None, Some(found)) => found,
+            (None, None) => {
+                let bom_ref = format!("bin:{}", facts.sha256);
+                let name = path.rsplit('/').next().unwrap_or(&path).to_owned();
+                let absolute = format!("/{path}");
+                let entry = components.entry(bom_ref.clone()).or_insert_with(|| {
+                    let mut properties = BTreeMap::new();
+                    properties.insert("stella:sha256".to_owned(), facts.sha256.clone());
+                    properties.insert("stella:foundBy".to_owned(), "native".to_owned());
+                    properties.insert("stella:native.format".to_owned(), facts.format.clone());
+                    Component {
+                        bom_ref: bom_ref.clone(),
+                        name,
+                        version: String::new(),
+                        purl: None,
+                        ecosystem: "binary".to_owned(),
+                        kind: if facts.kind == "shared-library" {
+                            ComponentKind::Library
+                        } else {
+                            ComponentKind::Application
+                        },
+                        licenses: Vec::new(),
+                        evidence: Vec::new(),
+                        layer: diff_id_of(layer),
+                        layer_index: layer,
+                        properties,
+                    }
+                });
+                entry.evidence.push(absolute);
+                entry.evidence.sort();
+                entry.evidence.dedup();
+                if layer < entry.layer_index {
+                    entry.layer_index = layer;
+                    entry.layer = diff_id_of(layer);
+                }
+                bom_ref
+            }
+        };
+        binaries.push(Binary {
+            path,
+            layer_index: layer,
+            component,
+            facts,
+        });
+    }
+    binaries
+}
+
+impl ScanResult {
+    /// The analyzer results for `path` in the final view (a hard link shares its target's).
+    pub fn path_result(&self, path: &str) -> Option<Cow<'_, PathResult>> {
+        result_for(&self.view, &self.fragments, path.trim_start_matches('/')).map(|(r, _)| r)
     }
 }

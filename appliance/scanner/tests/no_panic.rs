@@ -6,7 +6,9 @@
 use std::io::Read;
 use std::path::Path;
 
-use stella_scanner::analyzer::{apk, dotnet, dpkg, gobinary, maven, npm, python, rpm, rustbin};
+use stella_scanner::analyzer::{
+    apk, dotnet, dpkg, gobinary, maven, native, npm, python, rpm, rustbin,
+};
 use stella_scanner::layer::read_layer_tar_bytes;
 
 /// A parser under test, by name.
@@ -26,6 +28,11 @@ fn parsers() -> Vec<Parser> {
         ("deps.json", |d| drop(dotnet::parse_deps_json(d))),
         ("rust", |d| drop(rustbin::parse_rust_binary(d))),
         ("layer tar", |d| drop(read_layer_tar_bytes(d))),
+        ("native", |d| drop(native::parse_native(d))),
+        ("bom index", |d| drop(stella_scanner::bomindex::read(d))),
+        ("shell", |d| {
+            drop(stella_scanner::usage::shell::parse_bytes(d))
+        }),
     ]
 }
 
@@ -100,5 +107,54 @@ fn parsers_survive_random_truncated_and_flipped_inputs() {
                 input.len()
             );
         }
+    }
+}
+
+/// The native reader and the shell parser on truncated and bit-flipped real inputs: this test
+/// binary (an ELF with dynamic section and version needs) and an entrypoint script.
+#[test]
+fn native_reader_and_shell_parser_survive_damaged_real_inputs() {
+    let elf = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+    assert!(native::parse_native(&elf).unwrap().is_some());
+    let script = br#"#!/bin/sh
+set -e
+. /etc/env.sh
+f() { exec "$@"; }
+case "${1:-x}" in -*) set -- app "$@" ;; *) ;; esac
+if [ -n "$A" ]; then x=$(date); elif true; then :; else echo `id`; fi
+cat <<EOF
+$x
+EOF
+for i in a b; do echo "$i" | tr a b && echo || exit 1; done
+f "$@" 2>&1 &
+"#;
+    assert!(stella_scanner::usage::shell::parse_bytes(script).is_ok());
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut inputs: Vec<Vec<u8>> = Vec::new();
+    // The test binary is tens of MB: fewer copies of it.
+    for (input, flips) in [(elf.as_slice(), 24), (script.as_slice(), 200)] {
+        for cut in [0, 4, 16, 52, 64, 200, 1000, 4096, input.len() / 2] {
+            inputs.push(input[..cut.min(input.len())].to_vec());
+        }
+        for _ in 0..flips {
+            let mut flipped = input.to_vec();
+            // Headers and dynamic tables sit in the first pages of an ELF.
+            let at = (next() as usize) % flipped.len().min(16 << 10);
+            flipped[at] ^= 1 << (next() % 8);
+            inputs.push(flipped);
+        }
+    }
+    for input in &inputs {
+        let outcome = std::panic::catch_unwind(|| {
+            drop(native::parse_native(input));
+            drop(stella_scanner::usage::shell::parse_bytes(input));
+        });
+        assert!(outcome.is_ok(), "panicked on a {}-byte input", input.len());
     }
 }

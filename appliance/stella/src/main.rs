@@ -2,6 +2,7 @@
 //! arguments and wires the crates together.
 
 mod attest;
+mod diff;
 mod hsm;
 mod import;
 mod login;
@@ -34,6 +35,8 @@ enum Command {
     Import(import::ImportArgs),
     /// Scan an image and write its SBOM (standalone: no daemon needed).
     Scan(scan::ScanArgs),
+    /// Diff two images: components added, removed and changed, attributed to layers.
+    Diff(diff::DiffArgs),
     /// Judge an image against the current advisories and a policy: exit 0 PASS, 1 FAIL, 2 error.
     Report(report::ReportArgs),
     /// Obtain a DPoP-bound access token with client credentials and remember the profile.
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
         Command::Import(args) => import::run(args),
         Command::Scan(args) => scan::run(args),
+        Command::Diff(args) => diff::run(args),
         Command::Report(args) => report::run(args),
         Command::Login(args) => login::run(args).map(|()| ExitCode::SUCCESS),
         Command::Api(args) => login::api(args).map(|()| ExitCode::SUCCESS),

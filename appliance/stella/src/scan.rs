@@ -1,4 +1,4 @@
-//! `stella scan IMAGE`: scan an image standalone (no daemon) and write its SBOM. The layer cache
+//! `stella scan IMAGE [--view inventory|usage]`: scan an image standalone (no daemon) and write its SBOM. The layer cache
 //! lives in the data directory's blob store when this process can take the data directory;
 //! when a daemon holds it, the scan runs with an in-memory cache and says so.
 
@@ -21,6 +21,10 @@ pub(crate) struct ScanArgs {
     /// SBOM format.
     #[arg(long, default_value = "cdx-json", value_parser = ["cdx-json", "cdx-pb", "spdx-json"])]
     format: String,
+    /// SBOM view: `inventory` (everything installed) or `usage` (what the entrypoint runs and
+    /// loads, with the entry chain; docs/scanner.md).
+    #[arg(long, default_value = "inventory", value_parser = ["inventory", "usage"])]
+    view: String,
     /// Write the SBOM here instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -132,16 +136,23 @@ pub(crate) fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     drop(progress);
-    let sbom = match args.format.as_str() {
-        "cdx-pb" => result.to_cyclonedx_protobuf()?,
-        "spdx-json" => result.to_spdx_json()?,
-        _ => result.to_cyclonedx_json()?,
-    };
+    let usage = (args.view == "usage").then(|| stella_scanner::usage::analyse(&result));
+    let sbom = result.render_sbom(&args.format, usage.as_ref())?;
     match &args.output {
         Some(path) => std::fs::write(path, &sbom)
             .with_context(|| format!("cannot write {}", path.display()))?,
         None => std::io::stdout().write_all(&sbom)?,
     }
     eprintln!("stella: {}: {}", args.image, result.summary);
+    if let Some(usage) = &usage {
+        eprintln!(
+            "stella: usage view: {} of {} components used by the entrypoint",
+            usage.components.len(),
+            result.components.len()
+        );
+        for chain in &usage.chains {
+            eprintln!("stella: entry chain: {}", chain.describe());
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 pub mod apk;
 pub mod dotnet;
 pub mod dpkg;
+pub mod entry;
 pub mod gobinary;
 pub mod maven;
+pub mod native;
 pub mod npm;
 pub mod osrelease;
 pub mod python;
@@ -215,6 +217,12 @@ pub struct AnalyzerOutput {
     pub owned_files: Vec<OwnedFiles>,
     /// Distribution identity, from os-release files.
     pub distro: Option<Distro>,
+    /// Linkage facts of a native object file.
+    pub native: Option<native::NativeFacts>,
+    /// What a script or program file says about what it runs.
+    pub script: Option<entry::ScriptFacts>,
+    /// A Java archive's manifest entry point.
+    pub jar: Option<entry::JarFacts>,
 }
 
 impl AnalyzerOutput {
@@ -251,6 +259,15 @@ pub struct PathResult {
     /// Distro facts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distro: Option<Distro>,
+    /// Native linkage facts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub native: Option<native::NativeFacts>,
+    /// Script facts (shell text, shebang, Python imports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<entry::ScriptFacts>,
+    /// Java archive manifest facts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jar: Option<entry::JarFacts>,
 }
 
 impl PathResult {
@@ -260,6 +277,9 @@ impl PathResult {
             && self.unknowns.is_empty()
             && self.owned_files.is_empty()
             && self.distro.is_none()
+            && self.native.is_none()
+            && self.script.is_none()
+            && self.jar.is_none()
     }
 
     /// Adds one analyzer's output.
@@ -279,6 +299,15 @@ impl PathResult {
         self.owned_files.extend(output.owned_files);
         if output.distro.is_some() {
             self.distro = output.distro;
+        }
+        if output.native.is_some() {
+            self.native = output.native;
+        }
+        if output.script.is_some() {
+            self.script = output.script;
+        }
+        if output.jar.is_some() {
+            self.jar = output.jar;
         }
     }
 
@@ -331,6 +360,8 @@ pub fn registry() -> Vec<Box<dyn Analyzer>> {
         Box::new(gobinary::GoAnalyzer),
         Box::new(dotnet::DotnetAnalyzer),
         Box::new(rustbin::RustAnalyzer),
+        Box::new(native::NativeAnalyzer),
+        Box::new(entry::EntryAnalyzer),
     ]
 }
 

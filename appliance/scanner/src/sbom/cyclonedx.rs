@@ -74,7 +74,7 @@ fn tools() -> Value {
     json!({ "components": [{ "type": "application", "name": TOOL_NAME, "version": TOOL_VERSION }] })
 }
 
-fn image_component(result: &ScanResult) -> Value {
+fn image_component(result: &ScanResult, extra: &[(String, String)]) -> Value {
     let mut properties = vec![
         property("stella:imageId", result.image.image_id.as_str()),
         property("stella:platform", &result.image.platform),
@@ -94,6 +94,9 @@ fn image_component(result: &ScanResult) -> Value {
         };
         properties.push(property("stella:distro", &name));
     }
+    for (name, value) in extra {
+        properties.push(property(name, value));
+    }
     json!({
         "type": "container",
         "bom-ref": format!("image:{}", result.image.image_id),
@@ -104,9 +107,25 @@ fn image_component(result: &ScanResult) -> Value {
     })
 }
 
-/// The image BOM.
+/// The image BOM (inventory view).
 pub fn image_bom(result: &ScanResult) -> Value {
-    let components: Vec<Value> = result.components.iter().map(component_json).collect();
+    image_bom_of(result, &result.components, &image_serial(result), &[])
+}
+
+/// The usage view: the components of the usage closure (each with `stella:usedByEntrypoint`),
+/// and the entry chains as properties of the image component (docs/scanner.md, Usage view).
+pub fn usage_bom(result: &ScanResult, usage: &crate::usage::Usage) -> Value {
+    let view = super::UsageView::new(result, usage);
+    image_bom_of(result, &view.components, &view.serial, &view.properties)
+}
+
+fn image_bom_of(
+    result: &ScanResult,
+    components_in: &[Component],
+    serial: &str,
+    extra: &[(String, String)],
+) -> Value {
+    let components: Vec<Value> = components_in.iter().map(component_json).collect();
     let layer_links: Vec<Value> = result
         .layers
         .iter()
@@ -119,20 +138,16 @@ pub fn image_bom(result: &ScanResult) -> Value {
         })
         .collect();
     let image_ref = format!("image:{}", result.image.image_id);
-    let depends_on: Vec<&str> = result
-        .components
-        .iter()
-        .map(|c| c.bom_ref.as_str())
-        .collect();
+    let depends_on: Vec<&str> = components_in.iter().map(|c| c.bom_ref.as_str()).collect();
     json!({
         "bomFormat": "CycloneDX",
         "specVersion": "1.6",
-        "serialNumber": image_serial(result),
+        "serialNumber": serial,
         "version": 1,
         "metadata": {
             "timestamp": result.image.timestamp,
             "tools": tools(),
-            "component": image_component(result),
+            "component": image_component(result, extra),
         },
         "components": components,
         "externalReferences": layer_links,

@@ -92,7 +92,151 @@ fn to_json(value: &serde_json::Value, format: &'static str) -> Result<Vec<u8>, c
     Ok(bytes)
 }
 
+/// What a usage-view SBOM holds: the closure's components (with `stella:usedByEntrypoint=true`,
+/// the used files and the linkage facts of used native files), the image-level properties that
+/// list the entry chains, and its own serial number.
+pub(crate) struct UsageView {
+    pub(crate) components: Vec<crate::result::Component>,
+    pub(crate) properties: Vec<(String, String)>,
+    pub(crate) serial: String,
+}
+
+impl UsageView {
+    pub(crate) fn new(result: &ScanResult, usage: &crate::usage::Usage) -> UsageView {
+        let mut files_of: std::collections::BTreeMap<&str, Vec<&str>> =
+            std::collections::BTreeMap::new();
+        for file in &usage.files {
+            for component in &file.components {
+                files_of
+                    .entry(component.as_str())
+                    .or_default()
+                    .push(file.path.as_str());
+            }
+        }
+        let natives: std::collections::BTreeMap<String, &crate::result::Binary> = result
+            .binaries
+            .iter()
+            .map(|b| (format!("/{}", b.path), b))
+            .collect();
+        let components = result
+            .components
+            .iter()
+            .filter(|c| usage.uses(&c.bom_ref))
+            .map(|c| {
+                let mut c = c.clone();
+                c.properties
+                    .insert("stella:usedByEntrypoint".into(), "true".into());
+                let files = files_of
+                    .get(c.bom_ref.as_str())
+                    .cloned()
+                    .unwrap_or_default();
+                c.properties
+                    .insert("stella:usage.files".into(), files.join(","));
+                for file in files {
+                    if let Some(binary) = natives.get(file) {
+                        c.properties.insert(
+                            format!("stella:native:{file}"),
+                            native_summary(&binary.facts),
+                        );
+                    }
+                }
+                c
+            })
+            .collect();
+        let mut properties = vec![("stella:view".to_owned(), "usage".to_owned())];
+        for (i, chain) in usage.chains.iter().enumerate() {
+            for (j, step) in chain.steps.iter().enumerate() {
+                properties.push((
+                    format!("stella:entrytrace:{i}:step:{j}"),
+                    format!("{} {} {}", step.kind, step.at, step.argv.join(" ")),
+                ));
+            }
+            if let Some(terminal) = &chain.terminal {
+                properties.push((format!("stella:entrytrace:{i}:terminal"), terminal.clone()));
+            }
+            if let Some(launcher) = &chain.launcher {
+                properties.push((format!("stella:entrytrace:{i}:launcher"), launcher.clone()));
+            }
+            for (k, target) in chain.targets.iter().enumerate() {
+                properties.push((format!("stella:entrytrace:{i}:target:{k}"), target.clone()));
+            }
+            for (k, module) in chain.modules.iter().enumerate() {
+                properties.push((format!("stella:entrytrace:{i}:module:{k}"), module.clone()));
+            }
+            if let Some(reason) = &chain.unresolved {
+                properties.push((format!("stella:entrytrace:{i}:unresolved"), reason.clone()));
+            }
+        }
+        if usage.truncated {
+            properties.push(("stella:entrytrace:truncated".into(), "true".into()));
+        }
+        for (k, reason) in usage.unresolved.iter().enumerate() {
+            properties.push((format!("stella:usage:unresolved:{k}"), reason.clone()));
+        }
+        UsageView {
+            components,
+            properties,
+            serial: format!(
+                "urn:uuid:{}",
+                stable_uuid(&format!("usage:{}", result.image.image_id))
+            ),
+        }
+    }
+}
+
+/// `needed=a,b;soname=x;rpath=…;runpath=…;interp=…` for a native file.
+fn native_summary(facts: &crate::analyzer::native::NativeFacts) -> String {
+    let mut parts = vec![format!("format={}", facts.format)];
+    if !facts.needed.is_empty() {
+        parts.push(format!("needed={}", facts.needed.join(",")));
+    }
+    if let Some(soname) = &facts.soname {
+        parts.push(format!("soname={soname}"));
+    }
+    if !facts.rpath.is_empty() {
+        parts.push(format!("rpath={}", facts.rpath.join(":")));
+    }
+    if !facts.runpath.is_empty() {
+        parts.push(format!("runpath={}", facts.runpath.join(":")));
+    }
+    if let Some(interpreter) = &facts.interpreter {
+        parts.push(format!("interp={interpreter}"));
+    }
+    parts.join(";")
+}
+
+/// An SBOM format the scanner writes.
+pub const FORMATS: &[&str] = &["cdx-json", "cdx-pb", "spdx-json"];
+
 impl ScanResult {
+    /// The image SBOM in `format` (`cdx-json`, `cdx-pb`, `spdx-json`): the inventory view when
+    /// `usage` is `None`, else the usage view.
+    pub fn render_sbom(
+        &self,
+        format: &str,
+        usage: Option<&crate::usage::Usage>,
+    ) -> Result<Vec<u8>, crate::ScanError> {
+        let Some(usage) = usage else {
+            return match format {
+                "cdx-json" => self.to_cyclonedx_json(),
+                "cdx-pb" => self.to_cyclonedx_protobuf(),
+                "spdx-json" => self.to_spdx_json(),
+                other => Err(unknown_format(other)),
+            };
+        };
+        match format {
+            "cdx-json" => to_json(&cyclonedx::usage_bom(self, usage), "CycloneDX JSON"),
+            "cdx-pb" => Ok(cyclonedx_proto::encode(&cyclonedx::usage_bom(self, usage))),
+            "spdx-json" => {
+                let layers = (0..self.layers.len())
+                    .map(|index| self.layer_to_spdx_json(index))
+                    .collect::<Result<Vec<_>, _>>()?;
+                to_json(&spdx::usage_document(self, usage, &layers), "SPDX JSON")
+            }
+            other => Err(unknown_format(other)),
+        }
+    }
+
     /// The image SBOM as CycloneDX 1.6 JSON.
     pub fn to_cyclonedx_json(&self) -> Result<Vec<u8>, crate::ScanError> {
         to_json(&cyclonedx::image_bom(self), "CycloneDX JSON")
@@ -122,6 +266,13 @@ impl ScanResult {
     /// document's ExternalDocumentRefs point at, with its SHA-1).
     pub fn layer_to_spdx_json(&self, index: usize) -> Result<Vec<u8>, crate::ScanError> {
         to_json(&spdx::layer_document(self, index), "SPDX JSON")
+    }
+}
+
+fn unknown_format(format: &str) -> crate::ScanError {
+    crate::ScanError::Sbom {
+        format: "SBOM",
+        reason: format!("unknown format {format:?}: one of cdx-json, cdx-pb, spdx-json"),
     }
 }
 

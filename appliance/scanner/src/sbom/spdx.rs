@@ -199,6 +199,50 @@ fn document(
 /// (their SHA-1 goes into the ExternalDocumentRefs).
 pub fn image_document(result: &ScanResult, layer_documents: &[Vec<u8>]) -> Value {
     let image_id = result.image.image_id.to_string();
+    image_document_of(
+        result,
+        layer_documents,
+        &result.components,
+        namespace("image", &image_id),
+        &[],
+    )
+}
+
+/// The usage-view document: the closure's packages; the entry chains as annotations of the
+/// image package.
+pub fn usage_document(
+    result: &ScanResult,
+    usage: &crate::usage::Usage,
+    layer_documents: &[Vec<u8>],
+) -> Value {
+    let view = super::UsageView::new(result, usage);
+    image_document_of(
+        result,
+        layer_documents,
+        &view.components,
+        namespace("usage", &format!("usage:{}", result.image.image_id)),
+        &view.properties,
+    )
+}
+
+fn image_document_of(
+    result: &ScanResult,
+    layer_documents: &[Vec<u8>],
+    components: &[Component],
+    document_namespace: String,
+    extra: &[(String, String)],
+) -> Value {
+    let mut root_annotations = vec![annotation(
+        &result.image.timestamp,
+        &format!("stella:platform={}", result.image.platform),
+    )];
+    for (name, value) in extra {
+        root_annotations.push(annotation(
+            &result.image.timestamp,
+            &format!("{name}={value}"),
+        ));
+    }
+    let image_id = result.image.image_id.to_string();
     let root = json!({
         "SPDXID": "SPDXRef-Image",
         "name": result.image.name,
@@ -210,7 +254,7 @@ pub fn image_document(result: &ScanResult, layer_documents: &[Vec<u8>]) -> Value
         "copyrightText": "NOASSERTION",
         "primaryPackagePurpose": "CONTAINER",
         "checksums": [{ "algorithm": "SHA256", "checksumValue": result.image.image_id.hex() }],
-        "annotations": [annotation(&result.image.timestamp, &format!("stella:platform={}", result.image.platform))],
+        "annotations": root_annotations,
     });
     let mut external = Vec::new();
     let mut relationships = Vec::new();
@@ -230,10 +274,10 @@ pub fn image_document(result: &ScanResult, layer_documents: &[Vec<u8>]) -> Value
     }
     document(
         format!("image {}", result.image.name),
-        namespace("image", &image_id),
+        document_namespace,
         &result.image.timestamp,
         root,
-        &result.components,
+        components,
         external,
         relationships,
     )

@@ -1,0 +1,5 @@
+//! Fuzz target: the native object reader (ELF dynamic section, version needs, PE imports, Mach-O load commands).
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = stella_scanner::analyzer::native::parse_native(data);
+});
