@@ -252,8 +252,17 @@ fn make_report(state: &AppState, request: &ReportRequest, actor: &str) -> Result
             "no advisories loaded: import an offline kit first (POST /api/kits)",
         ));
     };
-    let input = stella_decide::components_from_cyclonedx(&sbom, &SbomLimits::default())
+    let mut input = stella_decide::components_from_cyclonedx(&sbom, &SbomLimits::default())
         .map_err(internal)?;
+    // The usage view the scan stored marks what the entrypoint runs (usedByEntrypoint).
+    if let Some(usage) = stores
+        .artifact(&digest.to_string(), "usage-sbom", "cdx-json")
+        .map_err(internal)?
+    {
+        input
+            .mark_used_from_cyclonedx(&usage, &SbomLimits::default())
+            .map_err(internal)?;
+    }
     let subject = Subject {
         image: Some(reference.unwrap_or_else(|| digest.to_string())),
         image_digest: input.image_digest.clone(),

@@ -112,9 +112,15 @@ fn report(args: &ReportArgs) -> anyhow::Result<Report> {
             data_dir.display()
         ));
     };
-    let (sbom, image) = sbom_of(args, &stores)?;
-    let input = stella_decide::components_from_cyclonedx(&sbom, &SbomLimits::default())
+    let (sbom, image, usage) = sbom_of(args, &stores)?;
+    let mut input = stella_decide::components_from_cyclonedx(&sbom, &SbomLimits::default())
         .with_context(|| format!("SBOM of {image}"))?;
+    // The usage view marks what the entrypoint runs (usedByEntrypoint), for usage-gated rules.
+    if let Some(usage) = usage {
+        input
+            .mark_used_from_cyclonedx(&usage, &SbomLimits::default())
+            .with_context(|| format!("usage view of {image}"))?;
+    }
     let subject = Subject {
         image: Some(image),
         image_digest: input.image_digest.clone(),
@@ -133,13 +139,17 @@ fn report(args: &ReportArgs) -> anyhow::Result<Report> {
     )?)
 }
 
-/// The CycloneDX JSON SBOM of the image and the name it goes by in the report: the stored SBOM
-/// when IMAGE is the digest of a scanned image, else a fresh scan (through the layer cache).
-fn sbom_of(args: &ReportArgs, stores: &Stores) -> anyhow::Result<(Vec<u8>, String)> {
+/// The CycloneDX JSON SBOM of the image, the name it goes by in the report, and its usage view
+/// when there is one: the stored SBOMs when IMAGE is the digest of a scanned image, else a fresh
+/// scan (through the layer cache).
+fn sbom_of(
+    args: &ReportArgs,
+    stores: &Stores,
+) -> anyhow::Result<(Vec<u8>, String, Option<Vec<u8>>)> {
     if args.sbom {
         let bytes = std::fs::read(&args.image)
             .with_context(|| format!("cannot read SBOM {}", args.image))?;
-        return Ok((bytes, args.image.clone()));
+        return Ok((bytes, args.image.clone(), None));
     }
     if let Ok(digest) = args.image.parse::<Digest>() {
         let row: Option<(String, Option<String>)> = stores
@@ -164,7 +174,25 @@ fn sbom_of(args: &ReportArgs, stores: &Stores) -> anyhow::Result<(Vec<u8>, Strin
             .blobs
             .get(&blob)?
             .ok_or_else(|| anyhow!("SBOM blob {blob} of image {digest} is missing"))?;
-        return Ok((bytes, reference.unwrap_or_else(|| digest.to_string())));
+        let usage_blob: Option<String> = stores
+            .catalog
+            .connection()
+            .query_row(
+                "SELECT digest FROM artifacts
+                 WHERE image_digest = ?1 AND kind = 'usage-sbom' AND format = 'cdx-json'",
+                [digest.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let usage = match usage_blob.and_then(|b| b.parse::<Digest>().ok()) {
+            Some(blob) => stores.blobs.get(&blob)?,
+            None => None,
+        };
+        return Ok((
+            bytes,
+            reference.unwrap_or_else(|| digest.to_string()),
+            usage,
+        ));
     }
     let source = stella_scanner::open_image(
         &args.image,
@@ -187,7 +215,13 @@ fn sbom_of(args: &ReportArgs, stores: &Stores) -> anyhow::Result<(Vec<u8>, Strin
         &StoreCache(&stores.blobs),
         &stella_scanner::NoProgress,
     )?;
-    Ok((result.to_cyclonedx_json()?, args.image.clone()))
+    let usage = stella_scanner::usage::analyse(&result);
+    let usage_view = result.render_sbom("cdx-json", Some(&usage))?;
+    Ok((
+        result.to_cyclonedx_json()?,
+        args.image.clone(),
+        Some(usage_view),
+    ))
 }
 
 fn print(report: &Report, as_json: bool) -> anyhow::Result<()> {

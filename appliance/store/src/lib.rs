@@ -92,6 +92,31 @@ pub struct Stores {
 }
 
 impl Stores {
+    /// The bytes of an image's stored artefact of `kind` (`sbom`, `usage-sbom`, `bom-index`, …)
+    /// in `format`, when the catalog records one.
+    pub fn artifact(
+        &self,
+        image_digest: &str,
+        kind: &str,
+        format: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        use rusqlite::OptionalExtension as _;
+        let blob: Option<String> = self
+            .catalog
+            .connection()
+            .query_row(
+                "SELECT digest FROM artifacts WHERE image_digest = ?1 AND kind = ?2 AND format = ?3",
+                [image_digest, kind, format],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.catalog.err(e))?;
+        match blob.map(|b| b.parse::<stella_core::Digest>()) {
+            Some(Ok(blob)) => self.blobs.get(&blob),
+            Some(Err(_)) | None => Ok(None),
+        }
+    }
+
     /// Takes the data directory's lock, then opens (creating on first use) every store.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
