@@ -240,7 +240,9 @@ fn cli_exits_0_on_pass_1_on_fail_2_on_error_with_the_documented_json() {
             finding["layerDigest"],
             "sha256:2ac1a22ff81eeeea0dd321220a70f06aeffece07e5ec34766e5c2e76db8bdd5b"
         );
-        assert_eq!(finding["usedByEntrypoint"], false);
+        // Go stdlib is compiled into /usr/sbin/gosu, the entrypoint: the scanner's usage
+        // closure holds it.
+        assert_eq!(finding["usedByEntrypoint"], true);
         assert_eq!(finding["vex"]["status"], "none");
         assert_eq!(finding["decision"]["verdict"], "fail");
         assert_eq!(finding["decision"]["rule"], "default");
@@ -672,4 +674,71 @@ fn findings_equal_expectations_computed_from_the_raw_advisory_files() {
         })
         .collect();
     assert_eq!(debian_findings, expected_debian, "{}", run.stdout);
+}
+
+/// Item 6 on the scanner's own usage closure (no hand-made marks): the fixture's entrypoint is
+/// `/usr/sbin/gosu`, so its Go stdlib is used while `pkg:pypi/six@1.17.0` is not. A kit with an
+/// advisory against `six` FAILs under a policy that is not usage-gated and PASSes under the
+/// usage-gated one; adding the Go advisories brings a used vulnerable component back: FAIL.
+#[test]
+fn usage_gate_follows_the_scanners_closure() {
+    let six = || {
+        let mut advisory = kits::advisory("GHSA-test-six0-0001", "six", "Test advisory for six");
+        advisory.affected[0].versions = vec!["1.17.0".into()];
+        advisory.affected[0].fixed = vec!["1.17.1".into()];
+        advisory
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = data_dir_with_kit(dir.path(), vec![six()], "");
+    let gated = write(dir.path(), "usage.yaml", USAGE_GATED);
+    let strict = write(dir.path(), "strict.yaml", STRICT);
+
+    let ungated = report(
+        dir.path(),
+        &config,
+        &fixture(),
+        &["--policy", strict.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(ungated.code, 1, "{}{}", ungated.stdout, ungated.stderr);
+    let value: serde_json::Value = serde_json::from_str(&ungated.stdout).unwrap();
+    let findings = value["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{}", ungated.stdout);
+    assert_eq!(findings[0]["component"]["purl"], "pkg:pypi/six@1.17.0");
+    assert_eq!(findings[0]["usedByEntrypoint"], false);
+
+    let outside = report(
+        dir.path(),
+        &config,
+        &fixture(),
+        &["--policy", gated.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(outside.code, 0, "{}{}", outside.stdout, outside.stderr);
+    let value: serde_json::Value = serde_json::from_str(&outside.stdout).unwrap();
+    assert_eq!(value["verdict"], "PASS");
+    assert_eq!(value["counts"]["byDecision"]["warn"], 1);
+
+    // With the Go advisories too, the used stdlib fails the usage-gated policy.
+    let both = tempfile::tempdir().unwrap();
+    let mut advisories = small_advisories();
+    advisories.push(six());
+    let config = data_dir_with_kit(both.path(), advisories, "");
+    let gated = write(both.path(), "usage.yaml", USAGE_GATED);
+    let inside = report(
+        both.path(),
+        &config,
+        &fixture(),
+        &["--policy", gated.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(inside.code, 1, "{}{}", inside.stdout, inside.stderr);
+    let value: serde_json::Value = serde_json::from_str(&inside.stdout).unwrap();
+    for finding in value["findings"].as_array().unwrap() {
+        let used = finding["component"]["purl"] == "pkg:golang/stdlib@1.19.8";
+        assert_eq!(finding["usedByEntrypoint"], used, "{finding}");
+        let rule = if used {
+            "used-components-fail"
+        } else {
+            "default"
+        };
+        assert_eq!(finding["decision"]["rule"], rule, "{finding}");
+    }
 }

@@ -443,7 +443,9 @@ fn components_of(
             }
         }
     }
-    // Components whose evidence is the file itself or a member of it (jars, fat jars).
+    // Components whose evidence is the file itself or a member of it (jars, fat jars, the Go
+    // and Rust modules compiled into a binary): they run when the file runs, also when an OS
+    // package owns the file.
     let mut by_evidence: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for component in &scan.components {
         for evidence in &component.evidence {
@@ -458,7 +460,7 @@ fn components_of(
         }
     }
     for (file, refs) in by_evidence {
-        out.entry(file).or_insert(refs);
+        out.entry(file).or_default().extend(refs);
     }
     // Python distributions: top-level names provided, keyed by site directory.
     let mut provided: BTreeMap<(String, String), String> = BTreeMap::new();
