@@ -254,9 +254,18 @@ fn make_report(state: &AppState, request: &ReportRequest, actor: &str) -> Result
     };
     let mut input = stella_decide::components_from_cyclonedx(&sbom, &SbomLimits::default())
         .map_err(internal)?;
-    // The usage view the scan stored marks what the entrypoint runs (usedByEntrypoint).
-    if let Some(usage) = stores
-        .artifact(&digest.to_string(), "usage-sbom", "cdx-json")
+    // What the entrypoint runs (usedByEntrypoint) comes from the BOM-Index the scan stored
+    // beside the SBOM (docs/bom-index.md): one bitmap lookup per component; without one (a scan
+    // from before the index), from the usage-view SBOM.
+    let image = digest.to_string();
+    if let Some(bytes) = stores
+        .artifact(&image, "bom-index", stella_scanner::bomindex::FORMAT)
+        .map_err(internal)?
+    {
+        let index = stella_scanner::bomindex::read(&bytes).map_err(internal)?;
+        input.mark_used_where(|purl| index.used_by_entrypoint(purl));
+    } else if let Some(usage) = stores
+        .artifact(&image, "usage-sbom", "cdx-json")
         .map_err(internal)?
     {
         input

@@ -96,8 +96,6 @@ fn new_scan_id() -> String {
 }
 
 const FORMATS: [&str; 3] = ["cdx-json", "cdx-pb", "spdx-json"];
-/// The `format` of the BOM-Index sidecar in the artifacts table.
-const BOM_INDEX_FORMAT: &str = "stella-bom-index-v1";
 
 async fn start_scan(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
     let request: ScanRequest = match serde_json::from_slice(&body) {
@@ -204,7 +202,12 @@ fn run_scan(
     }
     let index = stella_scanner::bomindex::BomIndex::build(&result, Some(&usage)).to_bytes();
     let blob = stores.blobs.put(&index).map_err(|e| e.to_string())?;
-    sboms.push(("bom-index", BOM_INDEX_FORMAT, blob, index.len()));
+    sboms.push((
+        "bom-index",
+        stella_scanner::bomindex::FORMAT,
+        blob,
+        index.len(),
+    ));
     // The per-layer fragments the image SBOMs point at (CycloneDX BOM-Link, SPDX
     // ExternalDocumentRef), so that every reference resolves inside the appliance.
     for index in 0..result.layers.len() {

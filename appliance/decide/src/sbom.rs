@@ -226,6 +226,20 @@ pub fn components_from_cyclonedx(
 }
 
 impl SbomInput {
+    /// Marks `usedByEntrypoint` on every component for which `used(purl)` holds (the purl, or
+    /// the bom-ref for components without one): the join with the BOM-Index's
+    /// `usedByEntrypoint` bitmap. Returns how many components were marked.
+    pub fn mark_used_where(&mut self, used: impl Fn(&str) -> bool) -> usize {
+        let mut marked = 0;
+        for component in &mut self.components {
+            if used(&component.purl) {
+                component.used_by_entrypoint = true;
+                marked += 1;
+            }
+        }
+        marked
+    }
+
     /// Marks `usedByEntrypoint` on every component that the usage-view SBOM of the same image
     /// lists (the scanner writes the usage closure as a separate CycloneDX view holding only the
     /// closure's components). Components are matched by purl (by bom-ref for those without

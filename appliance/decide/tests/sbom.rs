@@ -114,3 +114,20 @@ fn usage_view_marks_the_inventory() {
         "{other}"
     );
 }
+
+/// The BOM-Index join: a predicate over purls (the index's `usedByEntrypoint` bitmap lookup)
+/// marks exactly the components it holds for.
+#[test]
+fn a_purl_predicate_marks_the_inventory() {
+    let inventory = golden();
+    let mut input = components_from_cyclonedx(&inventory, &SbomLimits::default()).unwrap();
+    let marked = input.mark_used_where(|purl| purl.starts_with("pkg:golang/stdlib@"));
+    assert_eq!(marked, 1);
+    let used: Vec<&str> = input
+        .components
+        .iter()
+        .filter(|c| c.used_by_entrypoint)
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(used, ["stdlib"]);
+}

@@ -52,6 +52,9 @@ pub enum BomIndexError {
     Checksum,
 }
 
+/// The catalog's `format` of a stored BOM-Index (artifact kind `bom-index`).
+pub const FORMAT: &str = "stella-bom-index-v1";
+
 /// One row of the purl table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexedComponent {

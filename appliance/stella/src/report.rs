@@ -115,11 +115,18 @@ fn report(args: &ReportArgs) -> anyhow::Result<Report> {
     let (sbom, image, usage) = sbom_of(args, &stores)?;
     let mut input = stella_decide::components_from_cyclonedx(&sbom, &SbomLimits::default())
         .with_context(|| format!("SBOM of {image}"))?;
-    // The usage view marks what the entrypoint runs (usedByEntrypoint), for usage-gated rules.
-    if let Some(usage) = usage {
-        input
-            .mark_used_from_cyclonedx(&usage, &SbomLimits::default())
-            .with_context(|| format!("usage view of {image}"))?;
+    // What the entrypoint runs (usedByEntrypoint), for usage-gated rules: the BOM-Index's
+    // bitmap, else the usage-view SBOM.
+    match usage {
+        Some(Usage::Index(index)) => {
+            input.mark_used_where(|purl| index.used_by_entrypoint(purl));
+        }
+        Some(Usage::View(view)) => {
+            input
+                .mark_used_from_cyclonedx(&view, &SbomLimits::default())
+                .with_context(|| format!("usage view of {image}"))?;
+        }
+        None => {}
     }
     let subject = Subject {
         image: Some(image),
@@ -142,10 +149,7 @@ fn report(args: &ReportArgs) -> anyhow::Result<Report> {
 /// The CycloneDX JSON SBOM of the image, the name it goes by in the report, and its usage view
 /// when there is one: the stored SBOMs when IMAGE is the digest of a scanned image, else a fresh
 /// scan (through the layer cache).
-fn sbom_of(
-    args: &ReportArgs,
-    stores: &Stores,
-) -> anyhow::Result<(Vec<u8>, String, Option<Vec<u8>>)> {
+fn sbom_of(args: &ReportArgs, stores: &Stores) -> anyhow::Result<(Vec<u8>, String, Option<Usage>)> {
     if args.sbom {
         let bytes = std::fs::read(&args.image)
             .with_context(|| format!("cannot read SBOM {}", args.image))?;
@@ -174,19 +178,14 @@ fn sbom_of(
             .blobs
             .get(&blob)?
             .ok_or_else(|| anyhow!("SBOM blob {blob} of image {digest} is missing"))?;
-        let usage_blob: Option<String> = stores
-            .catalog
-            .connection()
-            .query_row(
-                "SELECT digest FROM artifacts
-                 WHERE image_digest = ?1 AND kind = 'usage-sbom' AND format = 'cdx-json'",
-                [digest.to_string()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let usage = match usage_blob.and_then(|b| b.parse::<Digest>().ok()) {
-            Some(blob) => stores.blobs.get(&blob)?,
-            None => None,
+        let image = digest.to_string();
+        let usage = match stores.artifact(&image, "bom-index", stella_scanner::bomindex::FORMAT)? {
+            Some(index) => Some(Usage::Index(Box::new(stella_scanner::bomindex::read(
+                &index,
+            )?))),
+            None => stores
+                .artifact(&image, "usage-sbom", "cdx-json")?
+                .map(Usage::View),
         };
         return Ok((
             bytes,
@@ -216,12 +215,20 @@ fn sbom_of(
         &stella_scanner::NoProgress,
     )?;
     let usage = stella_scanner::usage::analyse(&result);
-    let usage_view = result.render_sbom("cdx-json", Some(&usage))?;
+    let index = stella_scanner::bomindex::BomIndex::build(&result, Some(&usage));
     Ok((
         result.to_cyclonedx_json()?,
         args.image.clone(),
-        Some(usage_view),
+        Some(Usage::Index(Box::new(index))),
     ))
+}
+
+/// Where the usage facts of an image come from.
+enum Usage {
+    /// Its BOM-Index (docs/bom-index.md).
+    Index(Box<stella_scanner::bomindex::BomIndex>),
+    /// Its usage-view CycloneDX SBOM.
+    View(Vec<u8>),
 }
 
 fn print(report: &Report, as_json: bool) -> anyhow::Result<()> {
