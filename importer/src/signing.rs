@@ -260,7 +260,7 @@ impl TrustedKeys {
                 reason: format!("not a minisign signature: {e}"),
             }
         })?;
-        let keynum = signature_key_id(signature_text).ok_or_else(|| KitError::Signature {
+        let keynum = signature_keynum(signature_text).ok_or_else(|| KitError::Signature {
             what: what.into(),
             reason: "signature line is malformed".into(),
         })?;
@@ -285,7 +285,13 @@ impl TrustedKeys {
     }
 }
 
-fn signature_key_id(signature_text: &str) -> Option<[u8; 8]> {
+/// The key id (as [`format_key_id`] prints it) a minisign signature text names, whether or not
+/// that key is trusted.
+pub fn signature_key_id(signature_text: &str) -> Option<String> {
+    signature_keynum(signature_text).map(|keynum| format_key_id(&keynum))
+}
+
+fn signature_keynum(signature_text: &str) -> Option<[u8; 8]> {
     let line = signature_text.lines().nth(1)?;
     let raw = BASE64.decode(line.trim()).ok()?;
     let mut keynum = [0u8; 8];

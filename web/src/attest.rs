@@ -345,30 +345,20 @@ async fn export(State(state): State<AppState>, request: axum::extract::Request) 
     };
     let result = tokio::task::spawn_blocking(move || {
         let stores = state.stores();
-        let blob: Option<String> = stores
-            .catalog
-            .connection()
-            .query_row(
-                "SELECT digest FROM artifacts WHERE image_digest = ?1 AND kind = 'sbom' AND format = ?2",
-                params![image.to_string(), wanted.format],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        let blob = blob.ok_or_else(|| {
-            error(
-                StatusCode::NOT_FOUND,
-                format!("no {} SBOM for {image}: scan the image first", wanted.format),
-            )
-        })?;
-        let blob: Digest = blob
-            .parse()
-            .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "malformed blob digest"))?;
         let sbom = stores
-            .blobs
-            .get(&blob)
+            .artifact(&image.to_string(), "sbom", &wanted.format)
             .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-            .ok_or_else(|| error(StatusCode::INTERNAL_SERVER_ERROR, format!("blob {blob} is missing")))?;
+            .ok_or_else(|| {
+                error(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "no {} SBOM for {image}: scan the image first",
+                        wanted.format
+                    ),
+                )
+            })?;
+        // The blob store is content-addressed: the SBOM's digest is its blob's key.
+        let blob = Digest::of(&sbom);
         let reference: Option<String> = stores
             .catalog
             .connection()
@@ -380,8 +370,12 @@ async fn export(State(state): State<AppState>, request: axum::extract::Request) 
             .optional()
             .ok()
             .flatten();
-        let document: serde_json::Value = serde_json::from_slice(&sbom)
-            .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("stored SBOM: {e}")))?;
+        let document: serde_json::Value = serde_json::from_slice(&sbom).map_err(|e| {
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("stored SBOM: {e}"),
+            )
+        })?;
         let image_digest = Sha256Digest::parse(&image.to_string())
             .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         let predicate = match wanted.format.as_str() {

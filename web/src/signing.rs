@@ -486,7 +486,7 @@ impl SigningService {
         let licence = &signed.licence;
         let (vendor_key_id, vendor_signature) = match signed.verify(&self.vendor_keys) {
             Ok(()) => (
-                signature_key_id(&signed.signature).unwrap_or_default(),
+                stella_importer::signing::signature_key_id(&signed.signature).unwrap_or_default(),
                 VendorSignature::Verified,
             ),
             Err(stella_importer::KitError::UnknownKey { key_id, .. }) => (
@@ -494,7 +494,7 @@ impl SigningService {
                 VendorSignature::Failed("signed by a key not in [licence] vendor_keys".to_owned()),
             ),
             Err(e) => (
-                signature_key_id(&signed.signature).unwrap_or_default(),
+                stella_importer::signing::signature_key_id(&signed.signature).unwrap_or_default(),
                 VendorSignature::Failed(e.to_string()),
             ),
         };
@@ -646,14 +646,6 @@ impl SigningService {
     }
 }
 
-/// The minisign key id of a signature text (16 upper-case hex digits).
-fn signature_key_id(signature: &str) -> Option<String> {
-    let line = signature.lines().nth(1)?;
-    let raw = STANDARD.decode(line.trim()).ok()?;
-    let keynum: [u8; 8] = raw.get(2..10)?.try_into().ok()?;
-    Some(stella_importer::signing::format_key_id(&keynum))
-}
-
 /// Start of the calendar month (UTC) holding `now`, in Unix seconds: the quota period.
 fn month_start(now: OffsetDateTime) -> u64 {
     let start = now
@@ -727,8 +719,7 @@ pub fn signed_json(signed: &Signed) -> serde_json::Value {
         .and_then(|b| serde_json::from_slice(&b.json).ok());
     let log_index = signed.bundle.as_ref().and_then(|b| b.entry.index().ok());
     let signed = &signed.attestation;
-    let envelope: serde_json::Value =
-        serde_json::from_slice(&signed.envelope.to_json().unwrap_or_default()).unwrap_or_default();
+    let envelope = serde_json::to_value(&signed.envelope).unwrap_or_default();
     json!({
         "bundle": bundle,
         "logIndex": log_index,
