@@ -428,6 +428,8 @@ fn enrolment_end_to_end_then_signing_is_allowed_audited_and_quota_bound() {
         audit.contains(signed["certificateSerial"].as_str().unwrap()),
         "{audit}"
     );
+    // ... and the transparency-log index the attestor gave it.
+    assert!(audit.contains(r#""log_index":0"#), "{audit}");
 
     // The plan allows two signatures a month: the second passes, the third is refused.
     let (success, out) = client.api("POST", "/sign/dsse", Some(&sign_request()));
