@@ -8,6 +8,7 @@
 mod admin;
 mod attest;
 pub mod auth;
+mod console;
 mod kits;
 mod metrics;
 mod ops;
@@ -48,6 +49,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     metrics: Metrics,
     signing: Option<Arc<signing::SigningService>>,
+    demo: bool,
 }
 
 impl AppState {
@@ -69,8 +71,24 @@ impl AppState {
                 clock,
                 metrics: Metrics::new(),
                 signing,
+                demo: false,
             }),
         }
+    }
+
+    /// Marks the daemon as running `--demo`: the console labels every page as demo data.
+    /// Call before the state is shared.
+    pub fn with_demo(mut self, demo: bool) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.demo = demo,
+            None => tracing::error!("with_demo called after the state was shared"),
+        }
+        self
+    }
+
+    /// Whether the daemon runs `--demo`.
+    pub fn demo(&self) -> bool {
+        self.inner.demo
     }
 
     /// The signer, when `[hsm]` is configured.
@@ -123,6 +141,7 @@ pub fn route_table() -> RouteTable {
     let table = attest::routes(table);
     let table = auth::oauth_routes(table);
     let table = auth::admin_routes(table);
+    let table = console::routes(table);
     auth::console_routes(table)
 }
 

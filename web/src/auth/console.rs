@@ -130,6 +130,11 @@ impl SessionInfo {
     pub(crate) fn csrf(&self) -> &str {
         &self.csrf
     }
+
+    /// The signed-in user's name.
+    pub(crate) fn user(&self) -> &str {
+        &self.user
+    }
 }
 
 /// Escapes text for HTML element content and attribute values.

@@ -217,6 +217,7 @@ const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/api/v2/checkpoint"),
     ("GET", "/api/v2/tile/{*path}"),
     ("GET", "/api/trust/{name}"),
+    ("GET", "/console/static/{file}"),
 ];
 
 /// Walks every route of the real table: public ones must be on the list above; every other one

@@ -1,0 +1,7 @@
+//! Console: images pages (see `docs/console.md`).
+
+use crate::auth::RouteTable;
+
+pub(super) fn routes(table: RouteTable) -> RouteTable {
+    table
+}
