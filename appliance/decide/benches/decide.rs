@@ -1,5 +1,6 @@
 //! Benchmark: match + VEX + policy for 5,000 components against the full advisory corpus of
-//! `../shared/data` (synthetic when absent), reported as a ratio to a plain HashMap lookup pass
+//! `../shared/data` (synthetic when absent), with usedByEntrypoint joined from a BOM-Index as
+//! reports do, reported as a ratio to a plain HashMap lookup pass
 //! over the same components measured in the same run.
 //!
 //! Run: `cargo bench -p stella-decide --no-default-features --bench decide`.
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use stella_core::FixedClock;
-use stella_decide::{Component, MemorySource, Policy, Snapshot, Subject, evaluate};
+use stella_decide::{Component, MemorySource, Policy, SbomInput, Snapshot, Subject, evaluate};
 use stella_importer::model::{Advisory, DistroStatus, RangeEvent};
 use stella_importer::sources::SourceKind;
 
@@ -247,6 +248,51 @@ fn components(advisories: &[Advisory]) -> Vec<Component> {
     out
 }
 
+/// The BOM-Index the scanner would store for `components`: one row per component, the layer
+/// bitmaps, and the usedByEntrypoint bitmap from the components' own flags.
+fn bom_index(components: &[Component]) -> stella_scanner::bomindex::BomIndex {
+    use stella_scanner::Digest;
+    use stella_scanner::bomindex::{BomIndex, IndexedComponent};
+    let layers: Vec<Digest> = (0..7)
+        .map(|i| Digest::parse(&format!("sha256:{i:064x}")).unwrap())
+        .collect();
+    let mut rows: Vec<(IndexedComponent, bool)> = components
+        .iter()
+        .map(|c| {
+            let layer = c
+                .layer_digest
+                .as_deref()
+                .and_then(|d| layers.iter().position(|l| l.as_str() == d))
+                .unwrap_or(0);
+            (
+                IndexedComponent {
+                    bom_ref: c.purl.clone(),
+                    purl: Some(c.purl.clone()),
+                    layer: layer as u32,
+                },
+                c.used_by_entrypoint,
+            )
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.bom_ref.cmp(&b.0.bom_ref));
+    rows.dedup_by(|a, b| a.0.bom_ref == b.0.bom_ref);
+    let mut layer_bitmaps = vec![roaring::RoaringBitmap::new(); layers.len()];
+    let mut used = roaring::RoaringBitmap::new();
+    for (position, (row, is_used)) in rows.iter().enumerate() {
+        layer_bitmaps[row.layer as usize].insert(position as u32);
+        if *is_used {
+            used.insert(position as u32);
+        }
+    }
+    BomIndex {
+        image_id: Digest::parse(&format!("sha256:{}", "1".repeat(64))).unwrap(),
+        layers,
+        components: rows.into_iter().map(|(row, _)| row).collect(),
+        layer_bitmaps,
+        used_by_entrypoint: used,
+    }
+}
+
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
@@ -266,7 +312,14 @@ fn main() {
             (source, advisories, "synthetic")
         }
     };
-    let components = components(&advisories);
+    let mut components = components(&advisories);
+    // One flag per purl, as the BOM-Index keys usedByEntrypoint by bom-ref.
+    let mut flag_of: HashMap<String, bool> = HashMap::new();
+    for c in &mut components {
+        c.used_by_entrypoint = *flag_of
+            .entry(c.purl.clone())
+            .or_insert(c.used_by_entrypoint);
+    }
     println!(
         "loaded {} advisories ({label}) in {:.1?}; {} components",
         source.len(),
@@ -311,13 +364,38 @@ fn main() {
         sequence: 1,
     };
     let clock = FixedClock(1_767_225_600);
+    // The scan stores a BOM-Index beside the SBOM; reports read usedByEntrypoint from its
+    // bitmap (docs/bom-index.md). Each timed run reads the index bytes and joins them onto
+    // components whose flag is still unset, as `POST /api/reports` does, then decides.
+    let index_bytes = bom_index(&components).to_bytes();
+    let unmarked: Vec<Component> = components
+        .iter()
+        .cloned()
+        .map(|mut c| {
+            c.used_by_entrypoint = false;
+            c
+        })
+        .collect();
+    let mut inputs: Vec<SbomInput> = (0..runs())
+        .map(|_| SbomInput {
+            sbom_digest: subject.sbom_digest.clone(),
+            image_digest: None,
+            distro: None,
+            components: unmarked.clone(),
+        })
+        .collect();
     let mut findings = 0;
-    let decide_samples: Vec<Duration> = (0..runs())
-        .map(|_| {
+    let mut join = Duration::MAX;
+    let decide_samples: Vec<Duration> = inputs
+        .iter_mut()
+        .map(|input| {
             let start = Instant::now();
+            let index = stella_scanner::bomindex::read(&index_bytes).unwrap();
+            let marked = input.mark_used_where(|purl| index.used_by_entrypoint(purl));
+            join = join.min(start.elapsed());
             let report = evaluate(
                 &subject,
-                &components,
+                &input.components,
                 &source,
                 &[],
                 &policy,
@@ -327,10 +405,23 @@ fn main() {
             .unwrap();
             let elapsed = start.elapsed();
             findings = report.findings.len();
-            black_box(report);
+            black_box((report, marked));
             elapsed
         })
         .collect();
+    assert!(
+        inputs[0]
+            .components
+            .iter()
+            .zip(&components)
+            .all(|(joined, original)| joined.used_by_entrypoint == original.used_by_entrypoint),
+        "the BOM-Index join must reproduce usedByEntrypoint"
+    );
+    println!(
+        "BOM-Index: {} bytes; read + usedByEntrypoint join (fastest run): {:.3} ms",
+        index_bytes.len(),
+        join.as_secs_f64() * 1e3
+    );
     let decide_fastest = fastest(&decide_samples);
     let decide = median(decide_samples);
     let start = Instant::now();
