@@ -5,19 +5,24 @@
 //! uploaded as revisions: `POST /api/policies` (YAML body), `GET /api/policies[/{revision}]`.
 //! The report id is derived from the report's digest, so the same inputs give the same id and
 //! byte-identical bytes (`docs/report.md`).
+//!
+//! The console's findings and policy pages go through the same functions ([`evaluate_image`],
+//! [`create_report`], [`create_policy_revision`], [`policy_revision`]), so a report made from
+//! the console and one made over the API are the same report, and a policy saved in the editor
+//! is the same revision the API would store.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{Method, StatusCode, header};
+use axum::http::{Extensions, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
 use stella_authority::Scope;
-use stella_core::{Clock, Digest, FixedClock};
-use stella_decide::{Policy, SbomLimits, Snapshot, Subject};
+use stella_core::{Digest, FixedClock};
+use stella_decide::{Policy, PolicyError, Report, SbomLimits, Snapshot, Subject};
 use stella_store::rusqlite::{OptionalExtension, params};
 
-use crate::auth::{AuditContext, RouteTable};
+use crate::auth::{AuditContext, RouteTable, audit};
 use crate::{AppState, Caller};
 
 pub(crate) fn routes(table: RouteTable) -> RouteTable {
@@ -26,7 +31,7 @@ pub(crate) fn routes(table: RouteTable) -> RouteTable {
             Method::POST,
             "/api/reports",
             Scope::ScannerScan,
-            create_report,
+            post_report,
         )
         .scoped(
             Method::GET,
@@ -44,7 +49,7 @@ pub(crate) fn routes(table: RouteTable) -> RouteTable {
             Method::POST,
             "/api/policies",
             Scope::PolicyWrite,
-            create_policy,
+            post_policy,
         )
         .scoped(
             Method::GET,
@@ -77,6 +82,59 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 
+/// A store or a stored input is broken; the text names what (a missing blob, a bad row).
+#[derive(Debug)]
+pub(crate) struct Broken(pub String);
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn broken(e: impl std::fmt::Display) -> Broken {
+    Broken(e.to_string())
+}
+
+/// Why a report could not be made. Each caller says it in its own words: the API names its
+/// routes, the console its pages.
+#[derive(Debug)]
+pub(crate) enum ReportProblem {
+    /// No CycloneDX SBOM is stored for the image: it was never scanned.
+    NotScanned(Digest),
+    /// No kit was ever imported: there are no advisories to judge against.
+    NoAdvisories,
+    /// The asked-for policy revision does not exist.
+    NoRevision(i64),
+    Broken(Broken),
+}
+
+impl From<Broken> for ReportProblem {
+    fn from(b: Broken) -> Self {
+        Self::Broken(b)
+    }
+}
+
+impl From<ReportProblem> for ApiError {
+    fn from(problem: ReportProblem) -> Self {
+        match problem {
+            ReportProblem::NotScanned(digest) => error(
+                StatusCode::NOT_FOUND,
+                format!("no SBOM for {digest}: scan the image first (POST /api/scans)"),
+            ),
+            ReportProblem::NoAdvisories => error(
+                StatusCode::CONFLICT,
+                "no advisories loaded: import an offline kit first (POST /api/kits)",
+            ),
+            ReportProblem::NoRevision(n) => error(
+                StatusCode::NOT_FOUND,
+                format!("no policy revision {n}: upload one with POST /api/policies"),
+            ),
+            ReportProblem::Broken(b) => internal(b),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ReportRequest {
@@ -86,18 +144,26 @@ struct ReportRequest {
     evaluated_at: Option<String>,
 }
 
-/// What a report was computed from, for its catalog row.
-struct Stored {
-    id: String,
-    verdict: &'static str,
-    report_digest: String,
+/// A report judged for an image and not yet stored.
+pub(crate) struct Evaluated {
+    pub image: Digest,
+    pub report: Report,
+    /// The policy revision it was judged by; `None` for the default policy.
+    pub revision: Option<i64>,
+}
+
+/// What a stored report was computed from, for its catalog row and its signature.
+pub(crate) struct Stored {
+    pub id: String,
+    pub verdict: &'static str,
+    pub report_digest: String,
     image: Digest,
     report_blob: Digest,
     policy_digest: String,
     report_json: Vec<u8>,
 }
 
-async fn create_report(
+async fn post_report(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     request: axum::extract::Request,
@@ -117,12 +183,41 @@ async fn create_report(
             .into_response();
         }
     };
+    let Ok(image) = request.image_digest.parse::<Digest>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "imageDigest is sha256:<64 hex> (the image id POST /api/scans reports)",
+        )
+        .into_response();
+    };
+    let at = match &request.evaluated_at {
+        None => state.clock().now_unix(),
+        Some(text) => {
+            match time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                .ok()
+                .and_then(|t| u64::try_from(t.unix_timestamp()).ok())
+            {
+                Some(at) => at,
+                None => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        format!("evaluatedAt {text:?} is not an RFC 3339 time after 1970"),
+                    )
+                    .into_response();
+                }
+            }
+        }
+    };
     let worker = state.clone();
     let made = tokio::task::spawn_blocking(move || {
-        make_report(&worker, &request, &caller.subject).map(|stored| {
-            let attestation = sign_report(&worker, &stored, &caller.subject, &ctx);
-            (stored, attestation)
-        })
+        create_report(
+            &worker,
+            &image,
+            request.policy_revision,
+            at,
+            &caller.subject,
+            &ctx,
+        )
     })
     .await;
     match made {
@@ -140,140 +235,102 @@ async fn create_report(
             })),
         )
             .into_response(),
-        Ok(Err(problem)) => problem.into_response(),
+        Ok(Err(problem)) => ApiError::from(problem).into_response(),
         Err(e) => internal(e).into_response(),
     }
 }
 
-/// The policy of `revision`, or the newest revision, or the default policy when none is stored.
-fn load_policy(state: &AppState, revision: Option<i64>) -> Result<(Policy, Option<i64>), ApiError> {
-    let row: Option<(i64, String)> = {
-        let conn = state.stores().catalog.connection();
-        let found = match revision {
-            Some(n) => conn
-                .query_row(
-                    "SELECT revision, blob FROM policy_revisions WHERE revision = ?1",
-                    [n],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional(),
-            None => conn
-                .query_row(
-                    "SELECT revision, blob FROM policy_revisions ORDER BY revision DESC LIMIT 1",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional(),
-        };
-        found.map_err(internal)?
-    };
-    let Some((number, blob)) = row else {
-        if let Some(n) = revision {
-            return Err(error(
-                StatusCode::NOT_FOUND,
-                format!("no policy revision {n}: upload one with POST /api/policies"),
-            ));
-        }
-        return Policy::default_policy()
-            .map(|p| (p, None))
-            .map_err(internal);
-    };
-    let blob: Digest = blob
-        .parse()
-        .map_err(|_| internal(format!("policy revision {number}: malformed blob digest")))?;
-    let bytes = state
-        .stores()
-        .blobs
-        .get(&blob)
-        .map_err(internal)?
-        .ok_or_else(|| internal(format!("policy revision {number}: blob {blob} is missing")))?;
-    Policy::parse(&format!("revision {number}"), &bytes)
-        .map(|p| (p, Some(number)))
-        .map_err(internal)
+/// Judges, stores and signs a report of `image` under policy `revision` (the newest when `None`,
+/// the default policy when none is stored) as of `at`: what `POST /api/reports` and the
+/// console's "evaluate and store" both do. Blocking; the signature part says why it is missing
+/// when the appliance cannot sign, without failing the report.
+pub(crate) fn create_report(
+    state: &AppState,
+    image: &Digest,
+    revision: Option<i64>,
+    at: u64,
+    actor: &str,
+    ctx: &AuditContext,
+) -> Result<(Stored, serde_json::Value), ReportProblem> {
+    let evaluated = evaluate_image(state, image, revision, at)?;
+    let stored = store_report(state, &evaluated, actor, ctx)?;
+    let attestation = sign_report(state, &stored, actor, ctx);
+    Ok((stored, attestation))
 }
 
-fn make_report(state: &AppState, request: &ReportRequest, actor: &str) -> Result<Stored, ApiError> {
-    let digest: Digest = request.image_digest.parse().map_err(|_| {
-        error(
-            StatusCode::BAD_REQUEST,
-            "imageDigest is sha256:<64 hex> (the image id POST /api/scans reports)",
-        )
-    })?;
-    let clock: Box<dyn Clock> = match &request.evaluated_at {
-        None => Box::new(FixedClock(state.clock().now_unix())),
-        Some(text) => {
-            let at =
-                time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-                    .ok()
-                    .and_then(|t| u64::try_from(t.unix_timestamp()).ok())
-                    .ok_or_else(|| {
-                        error(
-                            StatusCode::BAD_REQUEST,
-                            format!("evaluatedAt {text:?} is not an RFC 3339 time after 1970"),
-                        )
-                    })?;
-            Box::new(FixedClock(at))
+/// The policy of `revision`, or the newest revision, or the default policy when none is stored.
+pub(crate) fn load_policy(
+    state: &AppState,
+    revision: Option<i64>,
+) -> Result<(Policy, Option<i64>), ReportProblem> {
+    let Some(row) = policy_revision(state, revision)? else {
+        if let Some(n) = revision {
+            return Err(ReportProblem::NoRevision(n));
         }
+        return Ok((Policy::default_policy().map_err(broken)?, None));
     };
-    let (policy, revision) = load_policy(state, request.policy_revision)?;
+    let bytes = policy_yaml(state, &row)?;
+    let policy = Policy::parse(&format!("revision {}", row.revision), &bytes).map_err(broken)?;
+    Ok((policy, Some(row.revision)))
+}
+
+/// Judges `image`'s stored SBOM against the current feed generation and the policy of
+/// `revision` (see [`load_policy`]) as of `at`. Stores nothing. Blocking.
+pub(crate) fn evaluate_image(
+    state: &AppState,
+    image: &Digest,
+    revision: Option<i64>,
+    at: u64,
+) -> Result<Evaluated, ReportProblem> {
+    let (policy, revision) = load_policy(state, revision)?;
     let stores = state.stores();
-    let row: Option<(String, Option<String>)> = stores
+    let reference: Option<Option<String>> = stores
         .catalog
         .connection()
         .query_row(
-            "SELECT a.digest, i.reference FROM artifacts a JOIN images i ON i.digest = a.image_digest
+            "SELECT i.reference FROM artifacts a JOIN images i ON i.digest = a.image_digest
              WHERE a.image_digest = ?1 AND a.kind = 'sbom' AND a.format = 'cdx-json'",
-            [digest.to_string()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            [image.to_string()],
+            |r| r.get(0),
         )
         .optional()
-        .map_err(internal)?;
-    let Some((blob, reference)) = row else {
-        return Err(error(
-            StatusCode::NOT_FOUND,
-            format!("no SBOM for {digest}: scan the image first (POST /api/scans)"),
-        ));
+        .map_err(broken)?;
+    let Some(reference) = reference else {
+        return Err(ReportProblem::NotScanned(*image));
     };
-    let blob: Digest = blob
-        .parse()
-        .map_err(|_| internal("the catalog holds a malformed SBOM digest"))?;
+    let image_text = image.to_string();
     let sbom = stores
-        .blobs
-        .get(&blob)
-        .map_err(internal)?
-        .ok_or_else(|| internal(format!("SBOM blob {blob} is missing")))?;
+        .artifact(&image_text, "sbom", "cdx-json")
+        .map_err(broken)?
+        .ok_or_else(|| broken(format!("the SBOM blob of {image} is missing")))?;
     let feeds = state.feeds();
     let (Some(generation), Some((kit_id, sequence))) = (
         feeds.current(),
-        feeds.snapshot(&stores.catalog).map_err(internal)?,
+        feeds.snapshot(&stores.catalog).map_err(broken)?,
     ) else {
-        return Err(error(
-            StatusCode::CONFLICT,
-            "no advisories loaded: import an offline kit first (POST /api/kits)",
-        ));
+        return Err(ReportProblem::NoAdvisories);
     };
-    let mut input = stella_decide::components_from_cyclonedx(&sbom, &SbomLimits::default())
-        .map_err(internal)?;
+    let mut input =
+        stella_decide::components_from_cyclonedx(&sbom, &SbomLimits::default()).map_err(broken)?;
     // What the entrypoint runs (usedByEntrypoint) comes from the BOM-Index the scan stored
     // beside the SBOM (docs/bom-index.md): one bitmap lookup per component; without one (a scan
     // from before the index), from the usage-view SBOM.
-    let image = digest.to_string();
     if let Some(bytes) = stores
-        .artifact(&image, "bom-index", stella_scanner::bomindex::FORMAT)
-        .map_err(internal)?
+        .artifact(&image_text, "bom-index", stella_scanner::bomindex::FORMAT)
+        .map_err(broken)?
     {
-        let index = stella_scanner::bomindex::read(&bytes).map_err(internal)?;
+        let index = stella_scanner::bomindex::read(&bytes).map_err(broken)?;
         input.mark_used_where(|purl| index.used_by_entrypoint(purl));
     } else if let Some(usage) = stores
-        .artifact(&image, "usage-sbom", "cdx-json")
-        .map_err(internal)?
+        .artifact(&image_text, "usage-sbom", "cdx-json")
+        .map_err(broken)?
     {
         input
             .mark_used_from_cyclonedx(&usage, &SbomLimits::default())
-            .map_err(internal)?;
+            .map_err(broken)?;
     }
     let subject = Subject {
-        image: Some(reference.unwrap_or_else(|| digest.to_string())),
+        image: Some(reference.unwrap_or_else(|| image_text.clone())),
         image_digest: input.image_digest.clone(),
         sbom_digest: input.sbom_digest.clone(),
         ..Subject::default()
@@ -284,19 +341,33 @@ fn make_report(state: &AppState, request: &ReportRequest, actor: &str) -> Result
         generation.as_ref(),
         &[],
         &policy,
-        clock.as_ref(),
+        &FixedClock(at),
         &Snapshot { kit_id, sequence },
     )
-    .map_err(internal)?;
-    let canonical = report.to_canonical_json().map_err(internal)?;
-    let report_blob = stores.blobs.put(canonical.as_bytes()).map_err(internal)?;
+    .map_err(broken)?;
+    Ok(Evaluated {
+        image: *image,
+        report,
+        revision,
+    })
+}
+
+/// Stores an evaluated report's canonical JSON and its catalog row (once: the id is derived
+/// from the bytes) and audits `report.create` when it is new.
+pub(crate) fn store_report(
+    state: &AppState,
+    evaluated: &Evaluated,
+    actor: &str,
+    ctx: &AuditContext,
+) -> Result<Stored, ReportProblem> {
+    let report = &evaluated.report;
+    let stores = state.stores();
+    let canonical = report.to_canonical_json().map_err(broken)?;
+    let report_blob = stores.blobs.put(canonical.as_bytes()).map_err(broken)?;
     let report_digest = report_blob.to_string();
     // The id is a function of the report's bytes: same inputs, same report, same id.
     let id = format!("report-{}", &report_blob.hex()[..32]);
-    let verdict = match report.verdict {
-        stella_decide::Verdict::Pass => "PASS",
-        stella_decide::Verdict::Fail => "FAIL",
-    };
+    let verdict = verdict_text(report.verdict);
     let now = stella_core::rfc3339(state.clock().now_unix());
     let inserted = stores
         .catalog
@@ -309,7 +380,7 @@ fn make_report(state: &AppState, request: &ReportRequest, actor: &str) -> Result
              ON CONFLICT (id) DO NOTHING",
             params![
                 id,
-                digest.to_string(),
+                evaluated.image.to_string(),
                 verdict,
                 report.policy.digest,
                 report_digest,
@@ -318,36 +389,39 @@ fn make_report(state: &AppState, request: &ReportRequest, actor: &str) -> Result
                 report.advisories.kit_id,
                 report.advisories.sequence as i64,
                 report.policy.name,
-                revision,
+                evaluated.revision,
                 report.counts.findings as i64,
                 report.evaluated_at,
             ],
         )
-        .map_err(internal)?;
+        .map_err(broken)?;
     if inserted == 1 {
-        let event = stella_store::AuditEvent {
-            at: state.clock().now_unix(),
-            actor: actor.to_owned(),
-            action: "report.create".into(),
-            target: digest.to_string(),
-            detail:
-                json!({ "reportId": id, "verdict": verdict, "policyDigest": report.policy.digest })
-                    .to_string(),
-            request_id: None,
-        };
-        if let Err(e) = stores.catalog.audit(&event) {
-            tracing::warn!(error = %e, "cannot audit the report");
-        }
+        audit(
+            state,
+            ctx,
+            actor,
+            "report.create",
+            &evaluated.image.to_string(),
+            json!({ "reportId": id, "verdict": verdict, "policyDigest": report.policy.digest }),
+        );
     }
     Ok(Stored {
         id,
         verdict,
         report_digest,
-        image: digest,
+        image: evaluated.image,
         report_blob,
         policy_digest: report.policy.digest.clone(),
         report_json: canonical.into_bytes(),
     })
+}
+
+/// `PASS` or `FAIL`, as reports and their catalog rows write it.
+pub(crate) fn verdict_text(verdict: stella_decide::Verdict) -> &'static str {
+    match verdict {
+        stella_decide::Verdict::Pass => "PASS",
+        stella_decide::Verdict::Fail => "FAIL",
+    }
 }
 
 /// Signs and logs a stored report as a policy-report attestation (seed §8) when the appliance
@@ -407,7 +481,6 @@ fn sign_report(
 
 /// The file name a report is carried out under, beside `report.json.sigstore.json`.
 const REPORT_NAME: &str = "report.json";
-
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ListQuery {
@@ -422,47 +495,99 @@ fn default_limit() -> u32 {
     50
 }
 
-async fn list_reports(State(state): State<AppState>, Query(query): Query<ListQuery>) -> Response {
+/// A stored report's catalog row.
+#[derive(Debug, Clone)]
+pub(crate) struct ReportRow {
+    pub id: String,
+    pub image_digest: String,
+    pub verdict: String,
+    pub policy_name: Option<String>,
+    pub policy_digest: String,
+    pub policy_revision: Option<i64>,
+    pub report_digest: String,
+    pub sbom_digest: Option<String>,
+    pub kit_id: Option<String>,
+    pub sequence: Option<i64>,
+    pub findings: Option<i64>,
+    pub evaluated_at: Option<String>,
+    pub created_at: String,
+}
+
+/// Stored reports, newest first, of one image or of all.
+pub(crate) fn report_rows(
+    state: &AppState,
+    image_digest: Option<&str>,
+    limit: u32,
+    offset: u32,
+) -> Result<Vec<ReportRow>, Broken> {
     let conn = state.stores().catalog.connection();
-    let rows = (|| -> Result<Vec<serde_json::Value>, stella_store::rusqlite::Error> {
-        let mut statement = conn.prepare(
+    let mut statement = conn
+        .prepare(
             "SELECT id, image_digest, verdict, policy_name, policy_digest, policy_revision,
                     report_digest, sbom_digest, kit_id, sequence, findings, evaluated_at, created_at
              FROM reports WHERE (?1 IS NULL OR image_digest = ?1)
              ORDER BY created_at DESC, id LIMIT ?2 OFFSET ?3",
-        )?;
-        let mapped = statement.query_map(
-            params![
-                query.image_digest,
-                i64::from(query.limit.min(500)),
-                i64::from(query.offset)
-            ],
+        )
+        .map_err(broken)?;
+    let rows = statement
+        .query_map(
+            params![image_digest, i64::from(limit), i64::from(offset)],
             |r| {
-                Ok(json!({
-                    "reportId": r.get::<_, String>(0)?,
-                    "imageDigest": r.get::<_, String>(1)?,
-                    "verdict": r.get::<_, String>(2)?,
-                    "policy": {
-                        "name": r.get::<_, Option<String>>(3)?,
-                        "digest": r.get::<_, String>(4)?,
-                        "revision": r.get::<_, Option<i64>>(5)?,
-                    },
-                    "reportDigest": r.get::<_, String>(6)?,
-                    "sbomDigest": r.get::<_, Option<String>>(7)?,
-                    "advisories": { "kitId": r.get::<_, Option<String>>(8)?, "sequence": r.get::<_, Option<i64>>(9)? },
-                    "findings": r.get::<_, Option<i64>>(10)?,
-                    "evaluatedAt": r.get::<_, Option<String>>(11)?,
-                    "createdAt": r.get::<_, String>(12)?,
-                    "url": format!("/api/reports/{}", r.get::<_, String>(0)?),
-                }))
+                Ok(ReportRow {
+                    id: r.get(0)?,
+                    image_digest: r.get(1)?,
+                    verdict: r.get(2)?,
+                    policy_name: r.get(3)?,
+                    policy_digest: r.get(4)?,
+                    policy_revision: r.get(5)?,
+                    report_digest: r.get(6)?,
+                    sbom_digest: r.get(7)?,
+                    kit_id: r.get(8)?,
+                    sequence: r.get(9)?,
+                    findings: r.get(10)?,
+                    evaluated_at: r.get(11)?,
+                    created_at: r.get(12)?,
+                })
             },
-        )?;
-        mapped.collect()
-    })();
-    match rows {
-        Ok(reports) => Json(json!({ "reports": reports })).into_response(),
-        Err(e) => internal(e).into_response(),
-    }
+        )
+        .map_err(broken)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(broken)
+}
+
+async fn list_reports(State(state): State<AppState>, Query(query): Query<ListQuery>) -> Response {
+    let rows = report_rows(
+        &state,
+        query.image_digest.as_deref(),
+        query.limit.min(500),
+        query.offset,
+    );
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) => return internal(e).into_response(),
+    };
+    let reports: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|r| {
+            json!({
+                "url": format!("/api/reports/{}", r.id),
+                "reportId": r.id,
+                "imageDigest": r.image_digest,
+                "verdict": r.verdict,
+                "policy": {
+                    "name": r.policy_name,
+                    "digest": r.policy_digest,
+                    "revision": r.policy_revision,
+                },
+                "reportDigest": r.report_digest,
+                "sbomDigest": r.sbom_digest,
+                "advisories": { "kitId": r.kit_id, "sequence": r.sequence },
+                "findings": r.findings,
+                "evaluatedAt": r.evaluated_at,
+                "createdAt": r.created_at,
+            })
+        })
+        .collect();
+    Json(json!({ "reports": reports })).into_response()
 }
 
 async fn get_report(State(state): State<AppState>, Path(id): Path<String>) -> Response {
@@ -491,82 +616,201 @@ async fn get_report(State(state): State<AppState>, Path(id): Path<String>) -> Re
     }
 }
 
-async fn create_policy(
+/// One stored policy revision's catalog row; its YAML is in the blob store ([`policy_yaml`]).
+#[derive(Debug, Clone)]
+pub(crate) struct PolicyRevision {
+    pub revision: i64,
+    pub name: String,
+    pub digest: String,
+    blob: String,
+    /// RFC 3339.
+    pub created_at: String,
+    pub created_by: String,
+}
+
+const REVISION_COLUMNS: &str = "revision, name, digest, blob, created_at, created_by";
+
+fn revision_row(
+    r: &stella_store::rusqlite::Row<'_>,
+) -> stella_store::rusqlite::Result<PolicyRevision> {
+    Ok(PolicyRevision {
+        revision: r.get(0)?,
+        name: r.get(1)?,
+        digest: r.get(2)?,
+        blob: r.get(3)?,
+        created_at: r.get(4)?,
+        created_by: r.get(5)?,
+    })
+}
+
+/// The row of policy `revision`, or of the newest revision when `None`; `None` when there is
+/// no such revision (or none at all: the default policy applies).
+pub(crate) fn policy_revision(
+    state: &AppState,
+    revision: Option<i64>,
+) -> Result<Option<PolicyRevision>, Broken> {
+    let conn = state.stores().catalog.connection();
+    let found = match revision {
+        Some(n) => conn.query_row(
+            &format!("SELECT {REVISION_COLUMNS} FROM policy_revisions WHERE revision = ?1"),
+            [n],
+            revision_row,
+        ),
+        None => conn.query_row(
+            &format!(
+                "SELECT {REVISION_COLUMNS} FROM policy_revisions ORDER BY revision DESC LIMIT 1"
+            ),
+            [],
+            revision_row,
+        ),
+    };
+    found.optional().map_err(broken)
+}
+
+/// How many policy revisions are stored, and `limit` of them from `offset`, newest first.
+pub(crate) fn policy_revisions(
+    state: &AppState,
+    limit: usize,
+    offset: usize,
+) -> Result<(usize, Vec<PolicyRevision>), Broken> {
+    let conn = state.stores().catalog.connection();
+    let total: i64 = conn
+        .query_row("SELECT count(*) FROM policy_revisions", [], |r| r.get(0))
+        .map_err(broken)?;
+    let mut statement = conn
+        .prepare(&format!(
+            "SELECT {REVISION_COLUMNS} FROM policy_revisions ORDER BY revision DESC
+             LIMIT ?1 OFFSET ?2"
+        ))
+        .map_err(broken)?;
+    let rows = statement
+        .query_map(params![limit as i64, offset as i64], revision_row)
+        .map_err(broken)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(broken)?;
+    Ok((usize::try_from(total).unwrap_or(0), rows))
+}
+
+/// A revision's YAML, byte for byte as it was saved.
+pub(crate) fn policy_yaml(state: &AppState, row: &PolicyRevision) -> Result<Vec<u8>, Broken> {
+    let blob: Digest = row.blob.parse().map_err(|_| {
+        broken(format!(
+            "policy revision {}: malformed blob digest",
+            row.revision
+        ))
+    })?;
+    state
+        .stores()
+        .blobs
+        .get(&blob)
+        .map_err(broken)?
+        .ok_or_else(|| {
+            broken(format!(
+                "policy revision {}: blob {blob} is missing",
+                row.revision
+            ))
+        })
+}
+
+/// Why a policy was not stored.
+#[derive(Debug)]
+pub(crate) enum PolicyProblem {
+    /// It is not a valid policy; the error carries line and column when the parser knows them.
+    Invalid(PolicyError),
+    Broken(Broken),
+}
+
+/// Parses `yaml` as a policy and, when it is valid, stores it as the next revision (the YAML
+/// byte for byte, the digest of its canonical form) and audits `policy.create`. An invalid
+/// policy stores nothing. What `POST /api/policies` and the console's editor both do.
+pub(crate) fn create_policy_revision(
+    state: &AppState,
+    yaml: &[u8],
+    actor: &str,
+    ctx: &AuditContext,
+) -> Result<PolicyRevision, PolicyProblem> {
+    let policy = Policy::parse("(upload)", yaml).map_err(PolicyProblem::Invalid)?;
+    let fault = |e: &dyn std::fmt::Display| PolicyProblem::Broken(broken(e));
+    let digest = policy.digest().map_err(|e| fault(&e))?;
+    let blob = state.stores().blobs.put(yaml).map_err(|e| fault(&e))?;
+    let created_at = stella_core::rfc3339(state.clock().now_unix());
+    let revision = {
+        let conn = state.stores().catalog.connection();
+        conn.execute(
+            "INSERT INTO policy_revisions (name, digest, blob, created_at, created_by)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![policy.name, digest, blob.to_string(), created_at, actor],
+        )
+        .map_err(|e| fault(&e))?;
+        conn.last_insert_rowid()
+    };
+    audit(
+        state,
+        ctx,
+        actor,
+        "policy.create",
+        &format!("revision {revision}"),
+        json!({ "revision": revision, "name": policy.name, "digest": digest }),
+    );
+    Ok(PolicyRevision {
+        revision,
+        name: policy.name,
+        digest,
+        blob: blob.to_string(),
+        created_at,
+        created_by: actor.to_owned(),
+    })
+}
+
+async fn post_policy(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    extensions: Extensions,
     body: axum::body::Bytes,
 ) -> Response {
-    let policy = match Policy::parse("(upload)", &body) {
-        Ok(p) => p,
-        // Line and column of the problem, for the editor.
-        Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).into_response(),
-    };
-    let digest = match policy.digest() {
-        Ok(d) => d,
-        Err(e) => return internal(e).into_response(),
-    };
-    let blob = match state.stores().blobs.put(&body) {
-        Ok(b) => b,
-        Err(e) => return internal(e).into_response(),
-    };
-    let now = stella_core::rfc3339(state.clock().now_unix());
-    let conn = state.stores().catalog.connection();
-    let inserted = conn.execute(
-        "INSERT INTO policy_revisions (name, digest, blob, created_at, created_by)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![policy.name, digest, blob.to_string(), now, caller.subject],
-    );
-    match inserted {
-        Ok(_) => (
+    let ctx = AuditContext::from_parts(&extensions);
+    match create_policy_revision(&state, &body, &caller.subject, &ctx) {
+        Ok(stored) => (
             StatusCode::CREATED,
             Json(json!({
-                "revision": conn.last_insert_rowid(),
-                "name": policy.name,
-                "digest": digest,
+                "revision": stored.revision,
+                "name": stored.name,
+                "digest": stored.digest,
             })),
         )
             .into_response(),
-        Err(e) => internal(e).into_response(),
+        // Line and column of the problem, for the editor.
+        Err(PolicyProblem::Invalid(e)) => {
+            error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).into_response()
+        }
+        Err(PolicyProblem::Broken(e)) => internal(e).into_response(),
     }
 }
 
 async fn list_policies(State(state): State<AppState>) -> Response {
-    let conn = state.stores().catalog.connection();
-    let rows = (|| -> Result<Vec<serde_json::Value>, stella_store::rusqlite::Error> {
-        let mut statement = conn.prepare(
-            "SELECT revision, name, digest, created_at, created_by FROM policy_revisions
-             ORDER BY revision DESC LIMIT 500",
-        )?;
-        let mapped = statement.query_map([], |r| {
-            Ok(json!({
-                "revision": r.get::<_, i64>(0)?,
-                "name": r.get::<_, String>(1)?,
-                "digest": r.get::<_, String>(2)?,
-                "createdAt": r.get::<_, String>(3)?,
-                "createdBy": r.get::<_, String>(4)?,
-            }))
-        })?;
-        mapped.collect()
-    })();
-    match rows {
-        Ok(policies) => Json(json!({ "policies": policies })).into_response(),
+    match policy_revisions(&state, 500, 0) {
+        Ok((_, rows)) => {
+            let policies: Vec<serde_json::Value> = rows
+                .into_iter()
+                .map(|r| {
+                    json!({
+                        "revision": r.revision,
+                        "name": r.name,
+                        "digest": r.digest,
+                        "createdAt": r.created_at,
+                        "createdBy": r.created_by,
+                    })
+                })
+                .collect();
+            Json(json!({ "policies": policies })).into_response()
+        }
         Err(e) => internal(e).into_response(),
     }
 }
 
 async fn get_policy(State(state): State<AppState>, Path(revision): Path<i64>) -> Response {
-    let row: Result<Option<String>, _> = state
-        .stores()
-        .catalog
-        .connection()
-        .query_row(
-            "SELECT blob FROM policy_revisions WHERE revision = ?1",
-            [revision],
-            |r| r.get(0),
-        )
-        .optional();
-    let blob = match row {
-        Ok(Some(blob)) => blob,
+    let row = match policy_revision(&state, Some(revision)) {
+        Ok(Some(row)) => row,
         Ok(None) => {
             return error(
                 StatusCode::NOT_FOUND,
@@ -576,12 +820,8 @@ async fn get_policy(State(state): State<AppState>, Path(revision): Path<i64>) ->
         }
         Err(e) => return internal(e).into_response(),
     };
-    let Ok(blob) = blob.parse::<Digest>() else {
-        return internal("the catalog holds a malformed policy digest").into_response();
-    };
-    match state.stores().blobs.get(&blob) {
-        Ok(Some(bytes)) => ([(header::CONTENT_TYPE, "application/yaml")], bytes).into_response(),
-        Ok(None) => internal(format!("policy blob {blob} is missing")).into_response(),
+    match policy_yaml(&state, &row) {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/yaml")], bytes).into_response(),
         Err(e) => internal(e).into_response(),
     }
 }
