@@ -354,6 +354,13 @@ fn problem_page(chrome: Chrome, image: &Digest, problem: ReportProblem) -> Respo
     }
 }
 
+/// A blocking task's answer; a task that panicked counts as a broken store.
+fn joined<T>(
+    result: Result<Result<T, ReportProblem>, tokio::task::JoinError>,
+) -> Result<T, ReportProblem> {
+    result.unwrap_or_else(|e| Err(ReportProblem::Broken(reports::Broken(e.to_string()))))
+}
+
 async fn findings_page(
     State(state): State<AppState>,
     chrome: Chrome,
@@ -367,23 +374,15 @@ async fn findings_page(
     };
     let now = state.clock().now_unix();
     let worker = state.clone();
-    let target = image;
     let judged = tokio::task::spawn_blocking(move || {
-        let evaluated = reports::evaluate_image(&worker, &target, None, now)?;
-        let latest = reports::report_rows(&worker, Some(&target.to_string()), 1, 0)?;
+        let evaluated = reports::evaluate_image(&worker, &image, None, now)?;
+        let latest = reports::report_rows(&worker, Some(&image.to_string()), 1, 0)?;
         Ok::<_, ReportProblem>((evaluated, latest.into_iter().next()))
     })
     .await;
-    let (evaluated, latest) = match judged {
-        Ok(Ok(found)) => found,
-        Ok(Err(problem)) => return problem_page(chrome, &image, problem),
-        Err(e) => {
-            return problem_page(
-                chrome,
-                &image,
-                ReportProblem::Broken(reports::Broken(e.to_string())),
-            );
-        }
+    let (evaluated, latest) = match joined(judged) {
+        Ok(found) => found,
+        Err(problem) => return problem_page(chrome, &image, problem),
     };
     let params = Params::parse(query.as_deref());
     let page = findings_view(chrome, &params, evaluated, latest, now);
@@ -498,20 +497,14 @@ async fn evaluate_and_store(
     let ctx = AuditContext::from_parts(&extensions);
     let now = state.clock().now_unix();
     let worker = state.clone();
-    let target = image;
     let actor = chrome.user.clone();
     let made = tokio::task::spawn_blocking(move || {
-        reports::create_report(&worker, &target, None, now, &actor, &ctx)
+        reports::create_report(&worker, &image, None, now, &actor, &ctx)
     })
     .await;
-    match made {
-        Ok(Ok(_)) => secure(Redirect::to(&findings_path(&image)).into_response()),
-        Ok(Err(problem)) => problem_page(chrome, &image, problem),
-        Err(e) => problem_page(
-            chrome,
-            &image,
-            ReportProblem::Broken(reports::Broken(e.to_string())),
-        ),
+    match joined(made) {
+        Ok(_) => secure(Redirect::to(&findings_path(&image)).into_response()),
+        Err(problem) => problem_page(chrome, &image, problem),
     }
 }
 
