@@ -134,9 +134,13 @@ struct Row {
     vex_status: &'static str,
     vex_justification: String,
     vex_explanation: String,
+    /// Providers of the winning VEX claims.
+    vex_providers: String,
     decision: &'static str,
     rule: String,
     reason: String,
+    /// Rules that matched but did not decide (an expired waiver, an escalation not triggered).
+    trace: String,
     // Sort keys.
     level: Level,
     epss_score: f64,
@@ -179,9 +183,11 @@ impl Row {
                 .map_or("none", stella_decide::vex::status_name),
             vex_justification: finding.vex.justification.clone().unwrap_or_default(),
             vex_explanation: finding.vex.explanation.clone(),
+            vex_providers: finding.vex.providers.join(", "),
             decision: finding.decision.verdict.as_str(),
             rule: finding.decision.rule.clone(),
             reason: finding.decision.reason.clone(),
+            trace: finding.decision.trace.join("; "),
             level: finding.severity.level,
             epss_score: finding.epss.as_ref().map_or(-1.0, |e| e.score),
             verdict: finding.decision.verdict,
@@ -807,6 +813,7 @@ pub(crate) mod tests {
         assert!(vex.contains("vex-not_affected"), "{vex}");
         assert!(vex.contains("vulnerable_code_not_in_execute_path"));
         assert!(vex.contains("<code>vex</code>"));
+        assert!(vex.contains("by Example Vendor"), "{vex}");
         assert!(vex.contains("decision-pass"));
 
         let low = row(&table, "CVE-2024-1004");
@@ -981,7 +988,16 @@ pub(crate) mod tests {
             request_id: None,
             source: "test".into(),
         };
-        let strict = "apiVersion: stella.policy/v1\nname: strict\ndefaultAction: fail\n";
+        // Its waiver of CVE-2024-1004 has expired: the finding fails by default, and the row
+        // says the waiver matched without deciding.
+        let strict = "apiVersion: stella.policy/v1\nname: strict\ndefaultAction: fail\nrules:
+  - name: waive-six
+    match:
+      cve: CVE-2024-1004
+    action: ignore
+    until: 2025-01-01
+    justification: accepted risk
+";
         let saved =
             crate::reports::create_policy_revision(&env.state, strict.as_bytes(), "amy", &ctx)
                 .unwrap();
@@ -992,5 +1008,8 @@ pub(crate) mod tests {
             page.body
                 .contains("href=\"/console/policies/1\">revision 1</a>")
         );
+        let waived = row(&rows(&page.body), "CVE-2024-1004").to_owned();
+        assert!(waived.contains("<code>default</code>"), "{waived}");
+        assert!(waived.contains("also matched: ") && waived.contains("waive-six"));
     }
 }

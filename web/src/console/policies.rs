@@ -482,6 +482,29 @@ rules:
     }
 
     #[tokio::test]
+    async fn history_is_paginated_newest_first() {
+        let env = ConsoleEnv::new();
+        let ctx = crate::auth::AuditContext {
+            request_id: None,
+            source: "test".into(),
+        };
+        for n in 1..=51 {
+            let text = format!("apiVersion: stella.policy/v1\nname: p{n}\n");
+            crate::reports::create_policy_revision(&env.state, text.as_bytes(), "amy", &ctx)
+                .unwrap();
+        }
+        let viewer = env.sign_in("val", "viewer");
+        let page = env.get(&viewer, "/console/policies").await;
+        assert!(page.body.contains("Revisions 1–50 of 51"), "{}", page.body);
+        assert!(page.body.contains("name: p51"));
+        assert!(page.body.contains("href=\"/console/policies/51\""));
+        assert!(!page.body.contains("href=\"/console/policies/1\""));
+        let page = env.get(&viewer, "/console/policies?page=2").await;
+        assert!(page.body.contains("Revisions 51–51 of 51"));
+        assert!(page.body.contains("href=\"/console/policies/1\""));
+    }
+
+    #[tokio::test]
     async fn policy_edits_need_the_approver_role_and_csrf() {
         let env = ConsoleEnv::new();
         for role in ["viewer", "operator"] {
