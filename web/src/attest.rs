@@ -3,18 +3,22 @@
 //! (`/api/trust/trusted_root.json`, `/api/trust/signing_config.json`,
 //! `/api/trust/trust-config.json`), and exports: `POST /api/exports {imageDigest, format, view}`
 //! signs a stored SBOM, logs it and keeps its Sigstore bundle (`GET /api/exports/{id}`,
-//! `.../bundle`, `.../artifact`).
+//! `.../bundle`, `.../artifact`). The console's attestations page (`attestations.html`) lists
+//! the exports with their downloads and the trust documents, and verifies an uploaded bundle
+//! against the appliance's own trusted root with the code `stella verify` runs
+//! (`attestations_verify.html`).
 
+use askama::Template;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use stella_attestor::{
     Attestor, BUNDLE_MEDIA_TYPE, CLIENT_TRUST_CONFIG_MEDIA_TYPE, HashedRekord,
-    SIGNING_CONFIG_MEDIA_TYPE, TRUSTED_ROOT_MEDIA_TYPE,
+    SIGNING_CONFIG_MEDIA_TYPE, TRUSTED_ROOT_MEDIA_TYPE, TrustMaterial, Verified, verify_bundle,
 };
 use stella_authority::Scope;
 use stella_core::Digest;
@@ -22,8 +26,10 @@ use stella_signer::{Predicate, Sha256Digest, StatementBuilder};
 use stella_store::rusqlite::{OptionalExtension, params};
 
 use crate::AppState;
-
-use crate::auth::{AuditContext, Caller, RouteTable, escape, html};
+use crate::auth::{AuditContext, Caller, RouteTable};
+use crate::console::view::{PER_PAGE, Pager, Params, When, error_page};
+use crate::console::{Chrome, render};
+use crate::kits::read_upload;
 use crate::signing::{SignOutcome, SigningService};
 
 pub(crate) fn routes(table: RouteTable) -> RouteTable {
@@ -72,6 +78,12 @@ pub(crate) fn routes(table: RouteTable) -> RouteTable {
             attestations_page,
         )
         .console(
+            Method::POST,
+            "/console/attestations/verify",
+            Some(Scope::ScannerRead),
+            verify_upload,
+        )
+        .console(
             Method::GET,
             "/console/attestations/{id}/{part}",
             Some(Scope::ScannerRead),
@@ -79,83 +91,249 @@ pub(crate) fn routes(table: RouteTable) -> RouteTable {
         )
 }
 
+const ATTESTATIONS_PATH: &str = "/console/attestations";
+
+/// One export in the list.
+struct ExportListRow {
+    id: i64,
+    image: String,
+    name: String,
+    format: String,
+    log_index: i64,
+    created: When,
+}
+
+/// `GET /console/attestations`.
+#[derive(Template)]
+#[template(path = "attestations.html")]
+struct AttestationsPage {
+    chrome: Chrome,
+    rows: Vec<ExportListRow>,
+    pager: Pager,
+    /// Why there is no transparency log or trusted root; `None` when there is one.
+    no_trust: Option<String>,
+}
+
+/// Why this appliance has no attestor (and so no trusted root), or `None` when it has one.
+fn attestor_missing(state: &AppState) -> Option<String> {
+    match state.signing() {
+        None => Some(
+            "No HSM is configured ([hsm] in the configuration): this appliance signs nothing and \
+             has no transparency log or trusted root."
+                .to_owned(),
+        ),
+        Some(service) if service.attestor().is_none() => Some(
+            "The HSM lacks the appliance keys, so there is no transparency log or trusted root: \
+             run `stella hsm init` and restart the daemon."
+                .to_owned(),
+        ),
+        Some(_) => None,
+    }
+}
+
 /// The console's attestations: every export with its log index, the artefact and bundle to
-/// download, and the trust documents a verifier needs.
-async fn attestations_page(State(state): State<AppState>) -> Response {
-    let title = "Attestations";
-    let rows = tokio::task::spawn_blocking(move || {
+/// download, the trust documents a verifier needs, and the form to verify a bundle.
+async fn attestations_page(
+    State(state): State<AppState>,
+    chrome: Chrome,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let chrome = chrome.page("Attestations", "attestations");
+    let params = Params::parse(query.as_deref());
+    let now = state.clock().now_unix();
+    let no_trust = attestor_missing(&state);
+    let listed = tokio::task::spawn_blocking(move || {
         let conn = state.stores().catalog.connection();
+        let total: i64 = conn.query_row("SELECT count(*) FROM exports", [], |r| r.get(0))?;
+        let pager = Pager::new(&params, ATTESTATIONS_PATH, total.max(0) as usize, PER_PAGE);
+        let range = pager.range();
         let mut stmt = conn.prepare(
-            "SELECT id, image_digest, name, log_index, created_at FROM exports
-             ORDER BY id DESC LIMIT 200",
+            "SELECT id, image_digest, name, format, log_index, created_at FROM exports
+             ORDER BY id DESC LIMIT ?1 OFFSET ?2",
         )?;
         let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, i64>(4)?,
-                ))
-            })?
+            .query_map(
+                params![(range.end - range.start) as i64, range.start as i64],
+                |r| {
+                    Ok(ExportListRow {
+                        id: r.get(0)?,
+                        image: r.get(1)?,
+                        name: r.get(2)?,
+                        format: r.get(3)?,
+                        log_index: r.get(4)?,
+                        created: When::new(r.get::<_, i64>(5)?.max(0) as u64, now),
+                    })
+                },
+            )?
             .collect::<Result<Vec<_>, _>>()?;
-        Ok::<_, stella_store::rusqlite::Error>(rows)
+        Ok::<_, stella_store::rusqlite::Error>((pager, rows))
     })
     .await;
-    let rows = match rows {
-        Ok(Ok(rows)) => rows,
-        Ok(Err(e)) => {
-            return html(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                title,
-                &format!(
-                    "<p>The catalog failed: {}. Check the daemon log.</p>",
-                    escape(&e.to_string())
-                ),
-            );
-        }
-        Err(e) => {
-            return html(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                title,
-                &escape(&e.to_string()),
+    let (pager, rows) = match listed {
+        Ok(Ok(found)) => found,
+        Ok(Err(e)) => return catalog_failed(chrome, &e.to_string()),
+        Err(e) => return catalog_failed(chrome, &e.to_string()),
+    };
+    render(
+        StatusCode::OK,
+        &AttestationsPage {
+            chrome,
+            rows,
+            pager,
+            no_trust,
+        },
+    )
+}
+
+fn catalog_failed(chrome: Chrome, problem: &str) -> Response {
+    error_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        chrome,
+        format!("The exports cannot be read: {problem}."),
+        "Check the daemon log and the data directory's disk; then reload this page.",
+        "/",
+    )
+}
+
+/// The verified claims of a bundle, for the result page.
+struct ClaimsView {
+    identity: String,
+    issuer: String,
+    log_index: u64,
+    signed_at: When,
+    predicate_type: String,
+    /// (name, sha256 hex) of every subject of the signed statement.
+    subjects: Vec<(String, String)>,
+    /// Further claims of the statement (image, licence, …).
+    claims: Vec<(String, String)>,
+}
+
+/// `POST /console/attestations/verify`: valid or invalid, why, and the claims.
+#[derive(Template)]
+#[template(path = "attestations_verify.html")]
+struct VerifyPage {
+    chrome: Chrome,
+    bundle_name: String,
+    artifact_name: String,
+    /// SHA-256 of the uploaded artefact, hex.
+    artifact_sha256: String,
+    /// Why the bundle does not verify; `None` when it does.
+    problem: Option<String>,
+    claims: Option<ClaimsView>,
+}
+
+/// Verifies `bundle` and `artifact` offline against the appliance's own published trusted
+/// root: the trusted root is read back from its JSON and checked with [`verify_bundle`], exactly
+/// as `stella verify --trust-root trusted_root.json` does.
+fn verify_against_appliance(
+    state: &AppState,
+    bundle: &[u8],
+    artifact: &[u8],
+) -> Result<Result<Verified, String>, String> {
+    let attestor = state
+        .signing()
+        .and_then(|service| service.attestor())
+        .ok_or_else(|| attestor_missing(state).unwrap_or_default())?;
+    let published = attestor
+        .trusted_root_json()
+        .map_err(|e| format!("the trusted root cannot be made: {e}"))?;
+    let trust = TrustMaterial::from_trusted_root(&published)
+        .map_err(|e| format!("the published trusted root does not parse: {e}"))?;
+    Ok(verify_bundle(bundle, Some(artifact), &trust).map_err(|e| e.to_string()))
+}
+
+/// The console's bundle verifier: multipart `bundle` (Sigstore bundle JSON) and `artifact`.
+async fn verify_upload(
+    State(state): State<AppState>,
+    chrome: Chrome,
+    request: Request,
+) -> Response {
+    let chrome = chrome.page("Bundle verification", "attestations");
+    let again =
+        "Choose the bundle (NAME.sigstore.json) and the artefact it is about, and try again.";
+    let mut fields = match read_upload(request).await {
+        Ok(fields) => fields,
+        Err(problem) => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                chrome,
+                format!("The upload failed: {problem}."),
+                again,
+                ATTESTATIONS_PATH,
             );
         }
     };
-    let mut body = String::from(
-        "<p>Verify offline with <code>stella verify NAME.sigstore.json --artifact NAME \
-         --trust-root trusted_root.json</code> or <code>sigstore --trust-config trust-config.json \
-         verify identity --offline</code>. Trust documents: \
-         <a href=\"/api/trust/trusted_root.json\">trusted_root.json</a>, \
-         <a href=\"/api/trust/trust-config.json\">trust-config.json</a>, \
-         <a href=\"/api/trust/signing_config.json\">signing_config.json</a>.</p>",
-    );
-    if rows.is_empty() {
-        body.push_str(
-            "<p>No attestation yet: scan an image, then export its SBOMs \
-             (<code>stella attest export IMAGE -o DIR</code>) or create a report.</p>",
+    let non_empty = |upload: Option<crate::kits::Upload>| upload.filter(|u| !u.bytes.is_empty());
+    let (Some(bundle), Some(artifact)) = (
+        non_empty(fields.remove("bundle")),
+        non_empty(fields.remove("artifact")),
+    ) else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            chrome,
+            "Both files are needed: the bundle and the artefact it is about.",
+            again,
+            ATTESTATIONS_PATH,
         );
-    } else {
-        body.push_str(
-            "<table><thead><tr><th>#</th><th>image</th><th>artefact</th><th>log index</th>\
-             <th>created (UTC)</th><th>download</th></tr></thead><tbody>",
-        );
-        for (id, image, name, log_index, created) in rows {
-            let created = stella_core::rfc3339(u64::try_from(created).unwrap_or_default());
-            body.push_str(&format!(
-                "<tr><td>{id}</td><td><code>{}</code></td><td>{}</td><td>{log_index}</td>\
-                 <td>{created}</td><td><a href=\"/console/attestations/{id}/artifact\">{}</a> \
-                 <a href=\"/console/attestations/{id}/bundle\">{}.sigstore.json</a></td></tr>",
-                escape(&image),
-                escape(&name),
-                escape(&name),
-                escape(&name),
-            ));
+    };
+    let now = state.clock().now_unix();
+    let bundle_name = bundle
+        .file_name
+        .clone()
+        .unwrap_or_else(|| "bundle".to_owned());
+    let artifact_name = artifact
+        .file_name
+        .clone()
+        .unwrap_or_else(|| "artefact".to_owned());
+    let artifact_sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&artifact.bytes));
+    let checked = tokio::task::spawn_blocking(move || {
+        verify_against_appliance(&state, &bundle.bytes, &artifact.bytes)
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|inner| inner);
+    let outcome = match checked {
+        Ok(outcome) => outcome,
+        Err(problem) => {
+            return error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                chrome,
+                format!("Bundles cannot be verified here: {problem}"),
+                "Verify offline with `stella verify` against the issuing appliance's trusted_root.json.",
+                ATTESTATIONS_PATH,
+            );
         }
-        body.push_str("</tbody></table>");
-    }
-    html(StatusCode::OK, title, &body)
+    };
+    let (status, problem, claims) = match outcome {
+        Ok(verified) => (
+            StatusCode::OK,
+            None,
+            Some(ClaimsView {
+                identity: verified.identity,
+                issuer: verified.oidc_issuer,
+                log_index: verified.log_index,
+                signed_at: When::new(
+                    u64::try_from(verified.signed_at.unix_timestamp()).unwrap_or_default(),
+                    now,
+                ),
+                predicate_type: verified.predicate_type,
+                subjects: verified.subjects,
+                claims: verified.claims.into_iter().collect(),
+            }),
+        ),
+        Err(problem) => (StatusCode::UNPROCESSABLE_ENTITY, Some(problem), None),
+    };
+    render(
+        status,
+        &VerifyPage {
+            chrome,
+            bundle_name,
+            artifact_name,
+            artifact_sha256,
+            problem,
+            claims,
+        },
+    )
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -556,5 +734,286 @@ async fn get_export_part(
         Ok(Some(bytes)) => ([(header::CONTENT_TYPE, content_type)], bytes).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("blob {digest} is missing")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// Test support: a console environment whose appliance has a signer and a transparency log
+/// (software keys from the development key source, no HSM needed), and bundles it signed.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::Arc;
+
+    use stella_hsm::{FileKeySource, KeyRole, SigningMode};
+    use stella_signer::{
+        Entitlement, GateContext, Predicate, RevocationList, SIGNING_QUOTA, SemVer, Sha256Digest,
+        StatementBuilder, VendorSignature, check_entitlement,
+    };
+    use stella_store::Stores;
+    use time::OffsetDateTime;
+
+    use crate::AppState;
+    use crate::auth::{AuthSettings, Authority};
+    use crate::console::testing::{ConsoleEnv, T0};
+    use crate::signing::SigningService;
+
+    /// The SBOM the test bundles are about.
+    pub(crate) const SBOM: &[u8] = include_bytes!("../../tests/data/attestor/sbom.cdx.json");
+
+    /// [`ConsoleEnv`] with `[hsm]` set up: keys made, the CA, the log and the TSA open.
+    pub(crate) fn env_with_signing() -> ConsoleEnv {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        let config = stella_core::Config::default();
+        let source = FileKeySource::open(&data.join("dev-keys"), SigningMode::Dev).unwrap();
+        stella_hsm::init_appliance_keys(&source).unwrap();
+        let mut service =
+            SigningService::open(Box::new(source), data, "test-appliance", &config).unwrap();
+        service
+            .open_attestor(data, "http://stella.test", &config)
+            .unwrap();
+        // As `ConsoleEnv::state_in`, with the signer.
+        let stores = Arc::new(Stores::open(data).unwrap());
+        let clock: Arc<dyn stella_core::Clock> = Arc::new(stella_core::FixedClock(T0));
+        let authority = Authority::with_signer(
+            Arc::new(stella_authority::SoftwareSigner::generate().unwrap()),
+            AuthSettings {
+                issuer: "http://stella.test".into(),
+                https: false,
+                token_lifetime: stella_authority::TokenLifetime::clamped(300),
+                session_lifetime_secs: 3600,
+                allow_bearer_tokens: false,
+                throttle: stella_authority::LoginThrottle::default(),
+            },
+            clock.clone(),
+        )
+        .unwrap();
+        let feeds = Arc::new(stella_feeds::FeedStore::open(stores.dir(), &stores.catalog).unwrap());
+        let state = AppState::new(
+            stores,
+            feeds,
+            Arc::new(authority),
+            config,
+            clock,
+            Some(Arc::new(service)),
+        );
+        ConsoleEnv { dir, state }
+    }
+
+    /// Signs a statement about [`SBOM`] (the gate run with a made-up valid licence), logs and
+    /// timestamps it; returns the Sigstore bundle JSON.
+    pub(crate) fn signed_bundle(env: &ConsoleEnv) -> Vec<u8> {
+        let service = env.state.signing().unwrap();
+        let installation = service
+            .key_source()
+            .find_key(&KeyRole::InstallationIdentity.label().unwrap())
+            .unwrap()
+            .unwrap()
+            .public_key
+            .key_id();
+        let now = OffsetDateTime::now_utc();
+        let licence = Entitlement {
+            licence_id: "lic-0123456789abcdef0123".to_owned(),
+            customer: "CUST-ACME".to_owned(),
+            plan: "pro".to_owned(),
+            quotas: BTreeMap::from([(SIGNING_QUOTA.to_owned(), 100)]),
+            valid_release_year: Some(2027),
+            max_version: Some(SemVer::new(2, 9, 0)),
+            expires: now + time::Duration::days(30),
+            installation_key_sha256: installation.clone(),
+            vendor_key_id: "vendor-key-2026".to_owned(),
+            vendor_signature: VendorSignature::Verified,
+        };
+        let trusted = BTreeSet::from(["vendor-key-2026".to_owned()]);
+        let entitled = check_entitlement(
+            Some(&licence),
+            &GateContext {
+                now,
+                installation_key_sha256: &installation,
+                trusted_vendor_keys: &trusted,
+                revocations: &RevocationList::default(),
+                running_version: &SemVer::new(2, 3, 1),
+                running_release_year: 2026,
+                signatures_used: 0,
+            },
+        )
+        .unwrap();
+        let statement =
+            StatementBuilder::new("registry.example/app", Sha256Digest::of(b"image manifest"))
+                .sbom_subject("sbom.cdx.json", SBOM)
+                .build(Predicate::CycloneDx(serde_json::from_slice(SBOM).unwrap()))
+                .unwrap();
+        let signed = service
+            .attestation_signer()
+            .unwrap()
+            .sign_statement(statement, &entitled)
+            .unwrap();
+        service.attestor().unwrap().attest(&signed).unwrap().json
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+    use stella_store::rusqlite::params;
+
+    use super::testing::{SBOM, env_with_signing, signed_bundle};
+    use crate::console::testing::{CSRF, ConsoleEnv, T0};
+    use crate::kits::tests::multipart;
+
+    const VERIFY: &str = "/console/attestations/verify";
+
+    fn export_row(env: &ConsoleEnv, name: &str) {
+        env.state
+            .stores()
+            .catalog
+            .connection()
+            .execute(
+                "INSERT INTO exports (image_digest, format, view, name, artifact_digest,
+                                      bundle_digest, log_index, created_at)
+                 VALUES ('sha256:aa', 'cdx-json', 'inventory', ?1, 'sha256:bb', 'sha256:cc', 7, ?2)",
+                params![name, (T0 - 60) as i64],
+            )
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn attestations_page_without_hsm_says_what_to_do() {
+        let env = ConsoleEnv::new();
+        let viewer = env.sign_in("val", "viewer");
+        let page = env.get(&viewer, "/console/attestations").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        page.assert_secure();
+        assert!(page.body.contains("No HSM is configured"), "{}", page.body);
+        assert!(page.body.contains("No attestation yet — scan an image"));
+        assert!(!page.body.contains(VERIFY));
+        let action = format!("{VERIFY}?csrf={CSRF}");
+        let refused = env
+            .send(multipart(
+                &viewer,
+                &action,
+                &[("bundle", "b.json", b"{}"), ("artifact", "a", b"x")],
+            ))
+            .await;
+        assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+        refused.assert_secure();
+        assert!(refused.body.contains("stella verify"), "{}", refused.body);
+    }
+
+    #[tokio::test]
+    async fn attestations_page_lists_exports_paginated_and_escaped() {
+        let env = ConsoleEnv::new();
+        for _ in 0..50 {
+            export_row(&env, "sbom.cdx.json");
+        }
+        export_row(&env, "<script>alert(1)</script>");
+        let viewer = env.sign_in("val", "viewer");
+        let page = env.get(&viewer, "/console/attestations").await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains("Exports 1–50 of 51"), "{}", page.body);
+        assert!(
+            page.body
+                .contains("&#60;script&#62;alert(1)&#60;/script&#62;")
+        );
+        assert!(!page.body.contains("<script>alert"));
+        assert!(page.body.contains("/console/attestations/51/bundle"));
+        let second = env.get(&viewer, "/console/attestations?page=2").await;
+        assert!(
+            second.body.contains("/console/attestations/1/artifact"),
+            "{}",
+            second.body
+        );
+    }
+
+    #[tokio::test]
+    async fn verify_upload_accepts_a_real_bundle_and_rejects_a_tampered_artefact() {
+        let env = env_with_signing();
+        let bundle = signed_bundle(&env);
+        let viewer = env.sign_in("val", "viewer");
+        let page = env.get(&viewer, "/console/attestations").await;
+        let action = format!("{VERIFY}?csrf={CSRF}");
+        assert!(
+            page.body.contains(&format!("action=\"{action}\"")),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("/api/trust/trusted_root.json"));
+
+        let valid = env
+            .send(multipart(
+                &viewer,
+                &action,
+                &[
+                    ("bundle", "sbom.cdx.json.sigstore.json", &bundle),
+                    ("artifact", "sbom.cdx.json", SBOM),
+                ],
+            ))
+            .await;
+        assert_eq!(valid.status, StatusCode::OK, "{}", valid.body);
+        valid.assert_secure();
+        assert!(
+            valid.body.contains("<strong>VALID</strong>"),
+            "{}",
+            valid.body
+        );
+        // The claims: identity, log index, the artefact's digest as a subject.
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(SBOM));
+        assert!(
+            valid
+                .body
+                .contains(&stella_core::Config::default().signer.identity)
+        );
+        assert!(
+            valid.body.contains("<dt>Log index</dt><dd>0</dd>"),
+            "{}",
+            valid.body
+        );
+        assert!(
+            valid
+                .body
+                .contains(&format!("sbom.cdx.json <code>sha256:{digest}</code>"))
+        );
+
+        let mut tampered = SBOM.to_vec();
+        tampered[10] ^= 0x01;
+        let invalid = env
+            .send(multipart(
+                &viewer,
+                &action,
+                &[
+                    ("bundle", "b.json", &bundle),
+                    ("artifact", "<i>sbom</i>", &tampered),
+                ],
+            ))
+            .await;
+        assert_eq!(
+            invalid.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            invalid.body
+        );
+        invalid.assert_secure();
+        assert!(invalid.body.contains("<strong>INVALID</strong>"));
+        assert!(invalid.body.contains("Why: "), "{}", invalid.body);
+        assert!(invalid.body.contains("&#60;i&#62;sbom&#60;/i&#62;"));
+        assert!(!invalid.body.contains("<strong>VALID</strong>"));
+
+        let missing = env
+            .send(multipart(
+                &viewer,
+                &action,
+                &[("bundle", "b.json", &bundle)],
+            ))
+            .await;
+        assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+        assert!(missing.body.contains("Both files are needed"));
+        let forged = env
+            .send(multipart(
+                &viewer,
+                VERIFY,
+                &[("bundle", "b.json", &bundle), ("artifact", "a", SBOM)],
+            ))
+            .await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN);
     }
 }

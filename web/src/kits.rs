@@ -1,11 +1,17 @@
 //! Offline kits over HTTP: `POST /api/kits` (multipart upload, field `kit`, or a raw body),
 //! `GET /api/kits` (freshness per channel and the import audit trail) and
-//! `GET /api/advisories?q=` (ranked search over the current generation).
+//! `GET /api/advisories?q=` (ranked search over the current generation); and the console's kit
+//! page (`kits.html`: freshness, upload, paginated audit trail) with its verification report
+//! (`kits_report.html`). The freshness table is shared with the dashboard
+//! (`kits_freshness.html`).
 
+use std::collections::HashMap;
+
+use askama::Template;
 use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use axum::extract::{FromRequest, Multipart, Query, RawQuery, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -13,7 +19,9 @@ use serde_json::json;
 use stella_authority::Scope;
 use stella_feeds::{ImportError, ImportOptions, ImportOutcome, Rejection};
 
-use crate::auth::{RouteTable, SessionInfo, escape, html};
+use crate::auth::RouteTable;
+use crate::console::view::{PER_PAGE, Pager, Params, When, error_page};
+use crate::console::{Chrome, render};
 use crate::{AppState, Caller, RequestId};
 
 pub(crate) fn routes(table: RouteTable) -> RouteTable {
@@ -67,39 +75,67 @@ struct UploadQuery {
     dry_run: bool,
 }
 
-/// Reads the kit from a multipart field named `kit` (the console's form) or from the raw body.
-async fn kit_bytes(request: Request) -> Result<(Bytes, String), Response> {
-    let is_multipart = request
+/// One file field of a multipart upload.
+pub(crate) struct Upload {
+    /// The file name the browser sent, if any.
+    pub file_name: Option<String>,
+    pub bytes: Bytes,
+}
+
+/// Whether `request` carries a multipart form.
+fn is_multipart(request: &Request) -> bool {
+    request
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
-    if !is_multipart {
+        .is_some_and(|v| v.starts_with("multipart/form-data"))
+}
+
+/// Reads every field of a multipart form (uploads are bounded by the router's body limit);
+/// the error says what was wrong with the upload.
+pub(crate) async fn read_upload(request: Request) -> Result<HashMap<String, Upload>, String> {
+    let mut multipart = Multipart::from_request(request, &())
+        .await
+        .map_err(|e| format!("the upload is not a form with files: {}", e.body_text()))?;
+    let mut fields = HashMap::new();
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| format!("malformed upload: {e}"))?
+    {
+        let Some(name) = field.name().map(str::to_owned) else {
+            continue;
+        };
+        let file_name = field.file_name().map(str::to_owned);
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|e| format!("the upload broke off: {e}"))?;
+        fields.insert(name, Upload { file_name, bytes });
+    }
+    Ok(fields)
+}
+
+/// Reads the kit from a multipart field named `kit` (the console's form) or from the raw body.
+async fn kit_bytes(request: Request) -> Result<(Bytes, String), Response> {
+    if !is_multipart(&request) {
         let bytes = Bytes::from_request(request, &())
             .await
             .map_err(IntoResponse::into_response)?;
         return Ok((bytes, "upload".to_owned()));
     }
-    let mut multipart = Multipart::from_request(request, &())
+    let mut fields = read_upload(request)
         .await
-        .map_err(IntoResponse::into_response)?;
-    while let Some(field) = multipart
-        .next_field()
-        .await
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("malformed upload: {e}")))?
-    {
-        if field.name() == Some("kit") {
-            let name = field.file_name().unwrap_or("upload").to_owned();
-            let bytes = field
-                .bytes()
-                .await
-                .map_err(|e| error(StatusCode::BAD_REQUEST, format!("malformed upload: {e}")))?;
-            return Ok((bytes, name));
-        }
-    }
-    Err(error(
-        StatusCode::BAD_REQUEST,
-        "the upload has no field named \"kit\"; send the kit file in a field named kit",
+        .map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
+    let kit = fields.remove("kit").ok_or_else(|| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "the upload has no field named \"kit\"; send the kit file in a field named kit",
+        )
+    })?;
+    Ok((
+        kit.bytes,
+        kit.file_name.unwrap_or_else(|| "upload".to_owned()),
     ))
 }
 
@@ -183,222 +219,292 @@ pub(crate) async fn import_response(
     }
 }
 
-fn age(secs: u64) -> String {
-    match secs {
-        s if s < 3_600 => format!("{} min ago", s / 60),
-        s if s < 172_800 => format!("{} h ago", s / 3_600),
-        s => format!("{} days ago", s / 86_400),
+/// One channel's head kit as the console shows it.
+pub(crate) struct ChannelRow {
+    pub channel: String,
+    pub kit_id: String,
+    pub sequence: u64,
+    /// When the head kit was built.
+    pub built: When,
+    /// When it expires (the raw text if it does not parse).
+    pub expires: Option<When>,
+    pub expires_text: String,
+    /// Older than `[kits] stale_after_days`, or expired.
+    pub stale: bool,
+}
+
+/// Feed freshness per channel, for the kit page and the dashboard (`kits_freshness.html`).
+pub(crate) struct Freshness {
+    pub channels: Vec<ChannelRow>,
+    /// `[kits] stale_after_days`.
+    pub stale_days: u64,
+}
+
+impl Freshness {
+    /// Whether any channel is stale.
+    pub(crate) fn any_stale(&self) -> bool {
+        self.channels.iter().any(|c| c.stale)
     }
+}
+
+/// Feed freshness per channel: the age of each channel's newest kit against
+/// `[kits] stale_after_days`.
+pub(crate) fn freshness(state: &AppState) -> Result<Freshness, String> {
+    let now = state.clock().now_unix();
+    let stale_days = state.config().kits.stale_after_days;
+    let channels = state
+        .feeds()
+        .freshness(
+            &state.stores().catalog,
+            now,
+            stale_days.saturating_mul(86_400),
+        )
+        .map_err(|e| e.to_string())?;
+    let rows = channels
+        .into_iter()
+        .map(|c| ChannelRow {
+            built: When::parse(&c.created, now)
+                .unwrap_or_else(|| When::new(now.saturating_sub(c.age_secs), now)),
+            expires: When::parse(&c.expires, now),
+            expires_text: c.expires,
+            channel: c.channel,
+            kit_id: c.kit_id,
+            sequence: c.sequence,
+            stale: c.stale,
+        })
+        .collect();
+    Ok(Freshness {
+        channels: rows,
+        stale_days,
+    })
+}
+
+const KITS_PATH: &str = "/console/kits";
+
+/// One attempt of the import audit trail.
+struct ImportRow {
+    at: Option<When>,
+    at_text: String,
+    actor: String,
+    kit_id: String,
+    channel: String,
+    sequence: String,
+    verdict: String,
+    rejected: bool,
+    detail: String,
+}
+
+/// `GET /console/kits`.
+#[derive(Template)]
+#[template(path = "kits.html")]
+struct KitsPage {
+    chrome: Chrome,
+    freshness: Freshness,
+    can_import: bool,
+    imports: Vec<ImportRow>,
+    pager: Pager,
+    max_mib: u64,
 }
 
 /// The console's kit page: freshness per channel, the upload form, the import audit trail.
 async fn kits_page(
     State(state): State<AppState>,
-    Extension(session): Extension<SessionInfo>,
+    chrome: Chrome,
+    RawQuery(query): RawQuery,
 ) -> Response {
+    let chrome = chrome.page("Offline kits", "kits");
+    let params = Params::parse(query.as_deref());
     let now = state.clock().now_unix();
-    let stale_after = state.config().kits.stale_after_days.saturating_mul(86_400);
-    let csrf = session.csrf().to_owned();
+    let max_mib = state.config().kits.max_kit_bytes >> 20;
     let loaded = tokio::task::spawn_blocking(move || {
+        let freshness = freshness(&state)?;
         let catalog = &state.stores().catalog;
-        Ok::<_, stella_feeds::FeedError>((
-            state.feeds().freshness(catalog, now, stale_after)?,
-            state.feeds().imports(catalog, 100)?,
-        ))
+        let total: i64 = catalog
+            .connection()
+            .query_row("SELECT count(*) FROM kit_imports", [], |row| row.get(0))
+            .map_err(|e| e.to_string())?;
+        let pager = Pager::new(&params, KITS_PATH, total.max(0) as usize, PER_PAGE);
+        let range = pager.range();
+        // The trail is newest first; read up to this page's end and keep its rows.
+        let imports = state
+            .feeds()
+            .imports(catalog, u32::try_from(range.end).unwrap_or(u32::MAX))
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>((freshness, pager, imports))
     })
-    .await;
-    let (channels, imports) = match loaded {
-        Ok(Ok(found)) => found,
-        Ok(Err(e)) => {
-            return html(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Offline kits",
-                &format!(
-                    "<p>The feed store failed: {}. Check the daemon log.</p>",
-                    escape(&e.to_string())
-                ),
-            );
-        }
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|inner| inner);
+    let (freshness, pager, imports) = match loaded {
+        Ok(found) => found,
         Err(e) => {
-            return html(
+            return error_page(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "Offline kits",
-                &format!("<p>{}</p>", escape(&e.to_string())),
+                chrome,
+                format!("The feed store cannot be read: {e}."),
+                "Check the daemon log and the data directory's disk; then reload this page.",
+                "/",
             );
         }
     };
-    let mut body = String::from("<h2>Feed freshness</h2>");
-    if channels.is_empty() {
-        body.push_str("<p>No kit imported yet &mdash; import one to see findings.</p>");
-    } else {
-        body.push_str("<table><thead><tr><th scope=\"col\">Channel</th><th scope=\"col\">Kit</th><th scope=\"col\">Sequence</th><th scope=\"col\">Built (UTC)</th><th scope=\"col\">Expires (UTC)</th><th scope=\"col\">State</th></tr></thead><tbody>");
-        for c in &channels {
-            let state_text = if c.stale {
-                format!(
-                    "<strong>STALE</strong>: built {}; import a newer kit",
-                    age(c.age_secs)
-                )
-            } else {
-                format!("fresh, built {}", age(c.age_secs))
-            };
-            body.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{state_text}</td></tr>",
-                escape(&c.channel), escape(&c.kit_id), c.sequence, escape(&c.created), escape(&c.expires)
-            ));
-        }
-        body.push_str("</tbody></table>");
-    }
-    body.push_str(&format!(
-        "<h2>Import a kit</h2><form method=\"post\" enctype=\"multipart/form-data\" action=\"/console/kits?csrf={}\">\
-         <label for=\"kit\">Kit file (.tar.zst)</label> <input id=\"kit\" type=\"file\" name=\"kit\" required> \
-         <label><input type=\"checkbox\" name=\"dry_run\" value=\"true\"> verify only (dry run)</label> \
-         <button>Verify and import</button></form>",
-        escape(&csrf)
-    ));
-    body.push_str("<h2>Import audit trail</h2>");
-    if imports.is_empty() {
-        body.push_str("<p>No import attempted yet.</p>");
-    } else {
-        body.push_str("<table><thead><tr><th scope=\"col\">When (UTC)</th><th scope=\"col\">Who</th><th scope=\"col\">Kit</th><th scope=\"col\">Channel</th><th scope=\"col\">Sequence</th><th scope=\"col\">Verdict</th><th scope=\"col\">Detail</th></tr></thead><tbody>");
-        for r in &imports {
-            body.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
-                escape(&r.at),
-                escape(&r.actor),
-                escape(r.kit_id.as_deref().unwrap_or("-")),
-                escape(r.channel.as_deref().unwrap_or("-")),
-                r.sequence.map_or_else(|| "-".to_owned(), |s| s.to_string()),
-                escape(&r.verdict),
-                escape(&r.detail)
-            ));
-        }
-        body.push_str("</tbody></table>");
-    }
-    html(StatusCode::OK, "Offline kits", &body)
+    let imports = imports
+        .into_iter()
+        .skip(pager.range().start)
+        .map(|r| ImportRow {
+            at: When::parse(&r.at, now),
+            at_text: r.at,
+            actor: r.actor,
+            kit_id: r.kit_id.unwrap_or_else(|| "-".to_owned()),
+            channel: r.channel.unwrap_or_else(|| "-".to_owned()),
+            sequence: r.sequence.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+            rejected: r.verdict.starts_with("rejected"),
+            verdict: r.verdict,
+            detail: r.detail,
+        })
+        .collect();
+    render(
+        StatusCode::OK,
+        &KitsPage {
+            can_import: chrome.can(Scope::KitImport),
+            chrome,
+            freshness,
+            imports,
+            pager,
+            max_mib,
+        },
+    )
+}
+
+/// What a verified kit carried, for the report page.
+struct ReportView {
+    kit_id: String,
+    channel: String,
+    sequence: u64,
+    kind: &'static str,
+    key_id: String,
+    manifest_sha256: String,
+    created: String,
+    expires: String,
+    records: Vec<(String, u64)>,
+    generation: String,
+}
+
+/// Why a kit was refused, for the report page.
+struct RejectionView {
+    reason: &'static str,
+    message: String,
+    quarantined: Option<String>,
+}
+
+/// `POST /console/kits`: the verification report of one upload.
+#[derive(Template)]
+#[template(path = "kits_report.html")]
+struct KitReportPage {
+    chrome: Chrome,
+    /// The uploaded file's name.
+    origin: String,
+    /// `Loaded`, `Already imported: nothing to do`, `Verified (dry run: nothing loaded)` or
+    /// `Rejected`.
+    verdict: &'static str,
+    report: Option<ReportView>,
+    rejection: Option<RejectionView>,
 }
 
 /// The console upload: verify (and unless a dry run, load), then show the verification report.
 async fn kits_upload(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    chrome: Chrome,
     request: Request,
 ) -> Response {
+    let chrome = chrome.page("Kit verification report", "kits");
     let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone());
-    let mut multipart = match Multipart::from_request(request, &()).await {
-        Ok(m) => m,
-        Err(e) => {
-            return html(
+    let again = "Choose the kit file again on the Offline kits page and retry.";
+    let mut fields = match read_upload(request).await {
+        Ok(fields) => fields,
+        Err(problem) => {
+            return error_page(
                 StatusCode::BAD_REQUEST,
-                "Import failed",
-                &format!(
-                    "<p>The upload is not a form with a file: {}. Choose a kit file and try again.</p>",
-                    escape(&e.body_text())
-                ),
+                chrome,
+                format!("The upload failed: {problem}."),
+                again,
+                KITS_PATH,
             );
         }
     };
-    let mut kit = None;
-    let mut dry_run = false;
-    while let Ok(Some(field)) = multipart.next_field().await {
-        match field.name() {
-            Some("kit") => {
-                let name = field.file_name().unwrap_or("upload").to_owned();
-                match field.bytes().await {
-                    Ok(bytes) => kit = Some((bytes, name)),
-                    Err(e) => {
-                        return html(
-                            StatusCode::BAD_REQUEST,
-                            "Import failed",
-                            &format!(
-                                "<p>The upload broke off: {}. Try again.</p>",
-                                escape(&e.to_string())
-                            ),
-                        );
-                    }
-                }
-            }
-            Some("dry_run") => dry_run = true,
-            _ => {}
-        }
-    }
-    let Some((bytes, origin)) = kit else {
-        return html(
+    let dry_run = fields.contains_key("dry_run");
+    let Some(kit) = fields.remove("kit").filter(|kit| !kit.bytes.is_empty()) else {
+        return error_page(
             StatusCode::BAD_REQUEST,
-            "Import failed",
-            "<p>No kit file was chosen. <a href=\"/console/kits\">Choose one</a>.</p>",
+            chrome,
+            "No kit file was chosen.",
+            again,
+            KITS_PATH,
         );
     };
-    let back = "<p><a href=\"/console/kits\">Back to offline kits</a></p>";
-    match run_import(
+    let origin = kit.file_name.unwrap_or_else(|| "upload".to_owned());
+    let outcome = run_import(
         state,
-        bytes,
+        kit.bytes,
         origin.clone(),
         &caller.subject,
         request_id,
         dry_run,
     )
-    .await
-    {
+    .await;
+    let (status, verdict, report, rejection) = match outcome {
         Ok(Ok(outcome)) => {
-            let (verdict, report) = match &outcome {
+            let (verdict, report) = match outcome {
                 ImportOutcome::Loaded(r) => ("Loaded", r),
                 ImportOutcome::AlreadyImported(r) => ("Already imported: nothing to do", r),
                 ImportOutcome::Verified(r) => ("Verified (dry run: nothing loaded)", r),
             };
-            let records: Vec<String> = report
-                .records
-                .iter()
-                .map(|(k, v)| format!("{}={v}", escape(k)))
-                .collect();
-            let body = format!(
-                "<p><strong>{verdict}</strong>: {}</p><dl><dt>Kit</dt><dd>{}</dd><dt>Channel / sequence</dt><dd>{} / {}</dd>\
-                 <dt>Signed by key</dt><dd>{}</dd><dt>Manifest</dt><dd><code>sha256:{}</code></dd>\
-                 <dt>Built / expires (UTC)</dt><dd>{} / {}</dd><dt>Records</dt><dd>{}</dd>\
-                 <dt>Feed generation now</dt><dd>{}</dd></dl>{back}",
-                escape(&origin),
-                escape(&report.kit_id),
-                escape(&report.channel),
-                report.sequence,
-                escape(&report.key_id),
-                escape(&report.manifest_sha256),
-                escape(&report.created),
-                escape(&report.expires),
-                records.join(", "),
-                report
+            let view = ReportView {
+                kit_id: report.kit_id,
+                channel: report.channel,
+                sequence: report.sequence,
+                kind: report.kind,
+                key_id: report.key_id,
+                manifest_sha256: report.manifest_sha256,
+                created: report.created,
+                expires: report.expires,
+                records: report.records.into_iter().collect(),
+                generation: report
                     .generation
                     .map_or_else(|| "unchanged".to_owned(), |g| g.to_string()),
-            );
-            html(StatusCode::OK, "Kit verification report", &body)
+            };
+            (StatusCode::OK, verdict, Some(view), None)
         }
-        Ok(Err(rejection)) => {
-            let body = format!(
-                "<p><strong>Rejected</strong> ({}): {}</p><p>Nothing was loaded; the stores are unchanged. {}</p>\
-                 <p>Check that the kit comes from your vendor and is newer than the one loaded, then try again.</p>{back}",
-                escape(rejection.reason),
-                escape(&rejection.message),
-                rejection
-                    .quarantined
-                    .as_ref()
-                    .map_or_else(String::new, |q| format!(
-                        "The kit was copied to quarantine: <code>{}</code>.",
-                        escape(&q.display().to_string())
-                    )),
-            );
-            html(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "Kit verification report",
-                &body,
-            )
-        }
-        Err(e) => html(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Import failed",
-            &format!(
-                "<p>The appliance failed: {}. Check the daemon log.</p>{back}",
-                escape(&e)
-            ),
+        Ok(Err(rejection)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Rejected",
+            None,
+            Some(RejectionView {
+                reason: rejection.reason,
+                message: rejection.message,
+                quarantined: rejection.quarantined.map(|q| q.display().to_string()),
+            }),
         ),
-    }
+        Err(e) => {
+            return error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                chrome,
+                format!("The import failed inside the appliance: {e}."),
+                "Nothing was loaded. Check the daemon log, then try again.",
+                KITS_PATH,
+            );
+        }
+    };
+    render(
+        status,
+        &KitReportPage {
+            chrome,
+            origin,
+            verdict,
+            report,
+            rejection,
+        },
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -434,5 +540,182 @@ async fn search_advisories(
         Ok(Ok(results)) => Json(results).into_response(),
         Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode, header};
+    use stella_store::rusqlite::params;
+
+    use crate::console::testing::{CSRF, ConsoleEnv, T0};
+
+    /// A multipart POST of `files` (field, file name, bytes) to `path` with `cookie`.
+    pub(crate) fn multipart(
+        cookie: &str,
+        path: &str,
+        files: &[(&str, &str, &[u8])],
+    ) -> Request<Body> {
+        let boundary = "consoletestboundary7";
+        let mut body = Vec::new();
+        for (field, file_name, bytes) in files {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::HOST, "stella.test")
+            .header(header::COOKIE, cookie)
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(Body::from(body))
+            .unwrap()
+    }
+
+    /// Makes `channel`'s head a kit built `age_days` ago.
+    pub(crate) fn channel_head(env: &ConsoleEnv, channel: &str, age_days: u64) {
+        let built = T0 - age_days * 86_400;
+        env.state
+            .stores()
+            .catalog
+            .connection()
+            .execute(
+                "INSERT INTO channel_heads (channel, kit_id, sequence, manifest_sha256, created,
+                                            expires, imported_at, generation)
+                 VALUES (?1, ?2, 3, 'ab', ?3, ?4, ?5, 1)",
+                params![
+                    channel,
+                    format!("{channel}-kit-3"),
+                    stella_core::rfc3339(built),
+                    stella_core::rfc3339(built + 90 * 86_400),
+                    built as i64
+                ],
+            )
+            .unwrap();
+    }
+
+    fn import_record(env: &ConsoleEnv, verdict: &str, detail: &str) {
+        env.state
+            .stores()
+            .catalog
+            .connection()
+            .execute(
+                "INSERT INTO kit_imports (kit_id, channel, sequence, verdict, detail, actor, at)
+                 VALUES ('kit-1', 'osv', 1, ?1, ?2, 'opal', ?3)",
+                params![verdict, detail, stella_core::rfc3339(T0 - 3600)],
+            )
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn kits_page_says_what_to_do_when_empty_and_hides_the_form_from_viewers() {
+        let env = ConsoleEnv::new();
+        let viewer = env.sign_in("val", "viewer");
+        let page = env.get(&viewer, "/console/kits").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        page.assert_secure();
+        assert!(
+            page.body
+                .contains("No kit imported yet — import one to see findings"),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("No import attempted yet"));
+        assert!(!page.body.contains("/console/kits?csrf="));
+        assert!(page.body.contains("needs the operator or admin role"));
+
+        let operator = env.sign_in("opal", "operator");
+        let page = env.get(&operator, "/console/kits").await;
+        assert!(
+            page.body
+                .contains(&format!("action=\"/console/kits?csrf={CSRF}\"")),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("name=\"dry_run\""));
+    }
+
+    #[tokio::test]
+    async fn kits_page_warns_of_stale_channels_and_escapes_the_paginated_trail() {
+        let env = ConsoleEnv::new();
+        channel_head(&env, "osv", 1);
+        channel_head(&env, "nvd", 30);
+        for _ in 0..55 {
+            import_record(&env, "loaded", "{\"advisories\":3}");
+        }
+        import_record(
+            &env,
+            "rejected:signature",
+            "<script>alert(1)</script> is not signed",
+        );
+        let viewer = env.sign_in("val", "viewer");
+        let page = env.get(&viewer, "/console/kits").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(page.body.contains("Stale feeds."), "{}", page.body);
+        assert!(page.body.contains("STALE</span> built 30 d ago"));
+        assert!(page.body.contains("fresh, built 1 d ago"));
+        assert!(page.body.contains("stale after 7 days"));
+        // Newest first: the rejection leads page 1.
+        assert!(
+            page.body
+                .contains("&#60;script&#62;alert(1)&#60;/script&#62;")
+        );
+        assert!(!page.body.contains("<script>alert"));
+        assert!(page.body.contains("Page 1 of 2"), "{}", page.body);
+        let second = env.get(&viewer, "/console/kits?page=2").await;
+        assert!(second.body.contains("51–56 of 56"), "{}", second.body);
+        assert!(!second.body.contains("alert(1)"));
+    }
+
+    #[tokio::test]
+    async fn upload_is_verified_and_refusals_say_why() {
+        let env = ConsoleEnv::new();
+        let operator = env.sign_in("opal", "operator");
+        let action = format!("/console/kits?csrf={CSRF}");
+        let rejected = env
+            .send(multipart(
+                &operator,
+                &action,
+                &[("kit", "<b>kit</b>.tar.zst", b"not a kit at all")],
+            ))
+            .await;
+        assert_eq!(
+            rejected.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            rejected.body
+        );
+        rejected.assert_secure();
+        assert!(
+            rejected.body.contains("<strong>Rejected</strong>"),
+            "{}",
+            rejected.body
+        );
+        assert!(rejected.body.contains("Nothing was loaded"));
+        let empty = env.send(multipart(&operator, &action, &[])).await;
+        assert_eq!(empty.status, StatusCode::BAD_REQUEST, "{}", empty.body);
+        assert!(empty.body.contains("No kit file was chosen."));
+        // Without the token in the action: refused before the body is read.
+        let forged = env
+            .send(multipart(&operator, "/console/kits", &[("kit", "k", b"x")]))
+            .await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN);
+        let viewer = env.sign_in("val", "viewer");
+        let denied = env
+            .send(multipart(&viewer, &action, &[("kit", "k", b"x")]))
+            .await;
+        assert_eq!(denied.status, StatusCode::FORBIDDEN);
+        denied.assert_secure();
     }
 }

@@ -1,22 +1,28 @@
 //! Console accounts: login with backoff and lockout, sessions in HttpOnly SameSite=Strict cookies
 //! (`Secure` and the `__Host-` prefix under HTTPS), a CSRF token on every form, forced password
-//! change after the bootstrap password, logout and logout everywhere, and minimal admin forms to
-//! create users and OAuth clients. Plain HTML; the full console is built on top later.
+//! change after the bootstrap password, logout and logout everywhere, and the admin pages for
+//! users (roles, one-time passwords) and OAuth clients. Pages are askama templates
+//! (`login.html`, `password.html`, `users.html`, `clients.html`) rendered with the console's
+//! security headers.
 
 use std::collections::HashMap;
 
+use askama::Template;
 use axum::Extension;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use stella_authority::{Scope, ScopeSet, ThrottleDecision};
+use stella_store::rusqlite;
 use stella_store::{ClientRecord, SessionRecord, UserRecord};
 
 use super::{AuditContext, Caller, CallerKind, RouteTable, audit};
 use crate::AppState;
+use crate::console::view::{Column, PER_PAGE, Pager, Params, Sort, When, error_page};
+use crate::console::{Chrome, render};
 
 /// Session cookie name over plain HTTP (loopback only).
 pub const SESSION_COOKIE: &str = "stella_session";
@@ -85,7 +91,6 @@ pub(crate) fn routes(table: RouteTable) -> RouteTable {
             "checks the password itself (with double-submit CSRF, backoff and lockout)",
             login,
         )
-        .console(Method::GET, "/", None, home)
         .console(Method::GET, "/account/password", None, password_page)
         .console(Method::POST, "/account/password", None, change_password)
         .console(Method::POST, "/logout", None, logout)
@@ -101,6 +106,12 @@ pub(crate) fn routes(table: RouteTable) -> RouteTable {
             "/console/users",
             Some(Scope::Admin),
             create_user,
+        )
+        .console(
+            Method::POST,
+            "/console/users/role",
+            Some(Scope::Admin),
+            change_role,
         )
         .console(
             Method::GET,
@@ -137,40 +148,29 @@ impl SessionInfo {
     }
 }
 
-/// Escapes text for HTML element content and attribute values.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+/// An error page for requests that have no page chrome (refused before a handler runs, or
+/// before sign-in): what went wrong and what to do next.
+fn refusal(
+    state: &AppState,
+    status: StatusCode,
+    title: &str,
+    problem: &str,
+    next: &str,
+    back: &str,
+) -> Response {
+    error_page(status, Chrome::anonymous(state, title), problem, next, back)
 }
 
-fn page(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} · Stella Ops</title></head>\n<body>\n<h1>{}</h1>\n{body}\n</body></html>\n",
-        escape(title),
-        escape(title)
+/// The error page of a server-side failure (randomness, hashing, the catalog).
+fn failure(state: &AppState, problem: &str) -> Response {
+    refusal(
+        state,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Error",
+        problem,
+        "Check the daemon log, then try again.",
+        "/",
     )
-}
-
-pub(crate) fn html(status: StatusCode, title: &str, body: &str) -> Response {
-    let mut response = (status, Html(page(title, body))).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; form-action 'self'; frame-ancestors 'none'"),
-    );
-    response
 }
 
 fn redirect(to: &str) -> Response {
@@ -230,23 +230,25 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
-async fn read_form(body: Body) -> Result<(Bytes, HashMap<String, String>), Response> {
-    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
-        .await
-        .map_err(|_| {
-            html(
-                StatusCode::BAD_REQUEST,
-                "Bad request",
-                "<p>Form too large.</p>",
-            )
-        })?;
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).map_err(|_| {
-        html(
+async fn read_form(
+    state: &AppState,
+    body: Body,
+) -> Result<(Bytes, HashMap<String, String>), Response> {
+    let bad = |problem: &str| {
+        refusal(
+            state,
             StatusCode::BAD_REQUEST,
             "Bad request",
-            "<p>Form does not parse.</p>",
+            problem,
+            "Go back, reload the form and send it again.",
+            "/",
         )
-    })?;
+    };
+    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
+        .await
+        .map_err(|_| bad("The form is too large."))?;
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_bytes(&bytes).map_err(|_| bad("The form does not parse."))?;
     Ok((bytes, pairs.into_iter().collect()))
 }
 
@@ -267,19 +269,25 @@ pub(crate) async fn check_session(
         return if safe {
             redirect("/login")
         } else {
-            html(
+            refusal(
+                state,
                 StatusCode::UNAUTHORIZED,
                 "Signed out",
-                "<p>Please <a href=\"/login\">sign in</a>.</p>",
+                "You are signed out (or your session expired).",
+                "Sign in again, then repeat what you were doing.",
+                "/login",
             )
         };
     };
     let Some(role) = Role::parse(&user.role) else {
         tracing::error!(user = %user.name, role = %user.role, "stored role is unknown");
-        return html(
+        return refusal(
+            state,
             StatusCode::FORBIDDEN,
             "Forbidden",
-            "<p>Your account has no valid role.</p>",
+            "Your account has no valid role.",
+            "Ask an admin to give your account a role on the Users page.",
+            "/login",
         );
     };
     let path = request.uri().path().to_owned();
@@ -287,10 +295,13 @@ pub(crate) async fn check_session(
         return if safe {
             redirect("/account/password")
         } else {
-            html(
+            refusal(
+                state,
                 StatusCode::FORBIDDEN,
                 "Password change required",
-                "<p>Change your one-time password first.</p>",
+                "Your password is a one-time password.",
+                "Change it first; then everything else opens.",
+                "/account/password",
             )
         };
     }
@@ -306,13 +317,17 @@ pub(crate) async fn check_session(
             &path,
             json!({ "needed": scope.as_str(), "role": role.as_str(), "method": request.method().as_str() }),
         );
-        return html(
+        return refusal(
+            state,
             StatusCode::FORBIDDEN,
             "Forbidden",
             &format!(
-                "<p>This page needs the {} permission.</p>",
-                escape(scope.as_str())
+                "This page needs the {} permission, which the {} role does not grant.",
+                scope.as_str(),
+                role.as_str()
             ),
+            "Ask an admin for a role that grants it.",
+            "/",
         );
     }
     let (parts, body) = request.into_parts();
@@ -331,7 +346,7 @@ pub(crate) async fn check_session(
                 serde_urlencoded::from_str(parts.uri.query().unwrap_or("")).unwrap_or_default();
             (body, query.get("csrf").cloned().unwrap_or_default())
         } else {
-            let (bytes, form) = match read_form(body).await {
+            let (bytes, form) = match read_form(state, body).await {
                 Ok(read) => read,
                 Err(response) => return response,
             };
@@ -349,10 +364,13 @@ pub(crate) async fn check_session(
                 &path,
                 json!({ "method": parts.method.as_str() }),
             );
-            return html(
+            return refusal(
+                state,
                 StatusCode::FORBIDDEN,
                 "Forbidden",
-                "<p>The form's CSRF token is missing or wrong. Reload the page and try again.</p>",
+                "The form's CSRF token is missing or wrong.",
+                "Reload the page and send the form again.",
+                "/",
             );
         }
         body
@@ -372,32 +390,45 @@ pub(crate) async fn check_session(
     next.run(request).await
 }
 
-fn csrf_field(token: &str) -> String {
-    format!(
-        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-        escape(token)
-    )
+/// `GET /login` and the login form again after a failure.
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    /// Anonymous chrome; its `csrf` is the login form's double-submit token.
+    chrome: Chrome,
+    /// Why the last attempt failed; empty on the first visit.
+    message: String,
+    /// The user name tried last, so that only the password has to be typed again.
+    username: String,
 }
 
-fn login_form(csrf: &str, message: &str) -> String {
-    format!(
-        "{message}<form method=\"post\" action=\"/login\">{}\
-         <label>User <input name=\"username\" autocomplete=\"username\" required></label>\
-         <label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
-         <button type=\"submit\">Sign in</button></form>",
-        csrf_field(csrf)
+fn login_page_with(
+    state: &AppState,
+    status: StatusCode,
+    token: &str,
+    message: &str,
+    username: &str,
+) -> Response {
+    let mut chrome = Chrome::anonymous(state, "Sign in");
+    chrome.csrf = token.to_owned();
+    render(
+        status,
+        &LoginPage {
+            chrome,
+            message: message.to_owned(),
+            username: username.to_owned(),
+        },
     )
 }
 
 async fn login_page(State(state): State<AppState>) -> Response {
     let Ok(token) = stella_authority::random_token() else {
-        return html(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Error",
-            "<p>No randomness.</p>",
+        return failure(
+            &state,
+            "The appliance has no randomness for the login form.",
         );
     };
-    let mut response = html(StatusCode::OK, "Sign in", &login_form(&token, ""));
+    let mut response = login_page_with(&state, StatusCode::OK, &token, "", "");
     set_cookie(
         &state,
         &mut response,
@@ -412,7 +443,7 @@ async fn login_page(State(state): State<AppState>) -> Response {
 async fn login(State(state): State<AppState>, request: Request) -> Response {
     let ctx = AuditContext::of(&request);
     let (parts, body) = request.into_parts();
-    let (_, form) = match read_form(body).await {
+    let (_, form) = match read_form(&state, body).await {
         Ok(read) => read,
         Err(response) => return response,
     };
@@ -420,10 +451,13 @@ async fn login(State(state): State<AppState>, request: Request) -> Response {
     let presented = form.get("csrf").map(String::as_str).unwrap_or_default();
     if cookie_token.is_empty() || !same(cookie_token, presented) {
         audit(&state, &ctx, "?", "auth.csrf_rejected", "/login", json!({}));
-        return html(
+        return refusal(
+            &state,
             StatusCode::FORBIDDEN,
             "Forbidden",
-            "<p>The login form's CSRF token is missing or wrong. <a href=\"/login\">Reload</a>.</p>",
+            "The login form's CSRF token is missing or wrong.",
+            "Reload the login page and sign in again (the browser must accept cookies).",
+            "/login",
         );
     }
     let username = form.get("username").cloned().unwrap_or_default();
@@ -440,14 +474,7 @@ async fn login(State(state): State<AppState>, request: Request) -> Response {
             &username,
             json!({ "reason": reason }),
         );
-        html(
-            status,
-            "Sign in",
-            &login_form(
-                cookie_token,
-                &format!("<p role=\"alert\">{}</p>", escape(message)),
-            ),
-        )
+        login_page_with(&state, status, cookie_token, message, &username)
     };
     let Some(user) = catalog_user else {
         // Same answer as a wrong password, after the same work.
@@ -518,11 +545,7 @@ async fn login(State(state): State<AppState>, request: Request) -> Response {
         stella_authority::random_token(),
         stella_authority::random_token(),
     ) else {
-        return html(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Error",
-            "<p>No randomness.</p>",
-        );
+        return failure(&state, "The appliance has no randomness for a session.");
     };
     let lifetime = authority.settings().session_lifetime_secs;
     let record = SessionRecord {
@@ -534,11 +557,7 @@ async fn login(State(state): State<AppState>, request: Request) -> Response {
     };
     if let Err(err) = state.stores().catalog.insert_session(&record) {
         tracing::error!(%err, "cannot store session");
-        return html(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Error",
-            "<p>Cannot start a session.</p>",
-        );
+        return failure(&state, "The session cannot be stored.");
     }
     audit(
         &state,
@@ -572,78 +591,54 @@ static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         .unwrap_or_default()
 });
 
-async fn home(
-    Extension(session): Extension<SessionInfo>,
-    Extension(caller): Extension<Caller>,
+/// `GET /account/password` and the form again after a refusal.
+#[derive(Template)]
+#[template(path = "password.html")]
+struct PasswordPage {
+    chrome: Chrome,
+    /// The password is a one-time password: the change is forced.
+    must_change: bool,
+    /// Why the last attempt was refused; empty on the first visit.
+    message: String,
+    min_len: usize,
+}
+
+fn password_view(
+    chrome: Chrome,
+    session: &SessionInfo,
+    status: StatusCode,
+    message: &str,
 ) -> Response {
-    let role = match caller.kind {
-        CallerKind::User { role } => role.as_str(),
-        CallerKind::Client { .. } => "client",
-    };
-    let csrf = csrf_field(&session.csrf);
-    let admin_links = if caller.scopes.contains(Scope::Admin) {
-        "<li><a href=\"/console/users\">Users</a></li><li><a href=\"/console/clients\">API clients</a></li>"
-    } else {
-        ""
-    };
-    html(
-        StatusCode::OK,
-        "Stella Ops",
-        &format!(
-            "<p>Signed in as <b>{}</b> ({role}).</p><ul><li><a href=\"/account/password\">Change password</a></li>{admin_links}</ul>\
-             <form method=\"post\" action=\"/logout\">{csrf}<button>Sign out</button></form>\
-             <form method=\"post\" action=\"/logout/everywhere\">{csrf}<button>Sign out everywhere</button></form>",
-            escape(&session.user)
-        ),
+    render(
+        status,
+        &PasswordPage {
+            chrome: chrome.page("Change password", ""),
+            must_change: session.must_change,
+            message: message.to_owned(),
+            min_len: MIN_PASSWORD_LEN,
+        },
     )
 }
 
-fn password_form(session: &SessionInfo, message: &str) -> String {
-    let must = if session.must_change {
-        "<p>Your password is a one-time password: choose a new one to continue.</p>"
-    } else {
-        ""
-    };
-    format!(
-        "{must}{message}<form method=\"post\" action=\"/account/password\">{}\
-         <label>Current password <input name=\"current\" type=\"password\" autocomplete=\"current-password\" required></label>\
-         <label>New password <input name=\"new\" type=\"password\" autocomplete=\"new-password\" minlength=\"{MIN_PASSWORD_LEN}\" required></label>\
-         <label>Repeat <input name=\"confirm\" type=\"password\" autocomplete=\"new-password\" required></label>\
-         <button type=\"submit\">Change password</button></form>",
-        csrf_field(&session.csrf)
-    )
-}
-
-async fn password_page(Extension(session): Extension<SessionInfo>) -> Response {
-    html(
-        StatusCode::OK,
-        "Change password",
-        &password_form(&session, ""),
-    )
+async fn password_page(chrome: Chrome, Extension(session): Extension<SessionInfo>) -> Response {
+    password_view(chrome, &session, StatusCode::OK, "")
 }
 
 async fn change_password(
     State(state): State<AppState>,
+    chrome: Chrome,
     Extension(session): Extension<SessionInfo>,
     request: Request,
 ) -> Response {
     let ctx = AuditContext::of(&request);
-    let (_, form) = match read_form(request.into_body()).await {
+    let (_, form) = match read_form(&state, request.into_body()).await {
         Ok(read) => read,
         Err(response) => return response,
     };
     let field = |name: &str| form.get(name).cloned().unwrap_or_default();
     let (current, new, confirm) = (field("current"), field("new"), field("confirm"));
-    let retry = |message: &str| {
-        html(
-            StatusCode::BAD_REQUEST,
-            "Change password",
-            &password_form(
-                &session,
-                &format!("<p role=\"alert\">{}</p>", escape(message)),
-            ),
-        )
-    };
+    let retry =
+        |message: &str| password_view(chrome.clone(), &session, StatusCode::BAD_REQUEST, message);
     if new != confirm {
         return retry("The new passwords differ.");
     }
@@ -679,13 +674,7 @@ async fn change_password(
             );
             return retry("The current password is wrong.");
         }
-        _ => {
-            return html(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Error",
-                "<p>Cannot hash the password.</p>",
-            );
-        }
+        _ => return failure(&state, "The new password cannot be hashed."),
     };
     if let Err(err) = state
         .stores()
@@ -693,11 +682,7 @@ async fn change_password(
         .set_password(&user.name, &hash, false)
     {
         tracing::error!(%err, "cannot store password");
-        return html(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Error",
-            "<p>Cannot store the password.</p>",
-        );
+        return failure(&state, "The new password cannot be stored.");
     }
     // A new password ends every other session of the account.
     let ended = state
@@ -762,24 +747,6 @@ async fn logout_everywhere(
     response
 }
 
-fn users_form(session: &SessionInfo, message: &str, users: &str) -> String {
-    let roles: String = Role::ALL
-        .iter()
-        .map(|r| format!("<option>{}</option>", r.as_str()))
-        .collect();
-    format!(
-        "{message}{users}<form method=\"post\" action=\"/console/users\">{}\
-         <label>Name <input name=\"name\" required></label>\
-         <label>Role <select name=\"role\">{roles}</select></label>\
-         <button type=\"submit\">Create user</button></form>",
-        csrf_field(&session.csrf)
-    )
-}
-
-async fn users_page(Extension(session): Extension<SessionInfo>) -> Response {
-    html(StatusCode::OK, "Users", &users_form(&session, "", ""))
-}
-
 fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
@@ -787,51 +754,191 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-async fn create_user(
-    State(state): State<AppState>,
-    Extension(session): Extension<SessionInfo>,
-    request: Request,
+/// A fresh random secret (`what`: a one-time password, a client secret) and its argon2id hash.
+async fn new_secret(state: &AppState, what: &str) -> Result<(String, String), Response> {
+    let secret = stella_authority::random_token().map_err(|_| {
+        failure(
+            state,
+            &format!("The appliance has no randomness for a {what}."),
+        )
+    })?;
+    let hashed = secret.clone();
+    match tokio::task::spawn_blocking(move || stella_authority::hash_secret(&hashed)).await {
+        Ok(Ok(hash)) => Ok((secret, hash)),
+        _ => Err(failure(state, &format!("The {what} cannot be hashed."))),
+    }
+}
+
+/// The error page of a list that cannot be read.
+fn unreadable(chrome: Chrome, what: &str, problem: &dyn std::fmt::Display) -> Response {
+    error_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        chrome,
+        format!("The {what} cannot be read: {problem}."),
+        "Check the daemon log and the data directory's disk; then reload this page.",
+        "/",
+    )
+}
+
+/// A secret shown once, right after it was made (a one-time password or a client secret).
+struct ShownOnce {
+    /// The user name or client id.
+    name: String,
+    /// The role or the scopes.
+    grants: String,
+    secret: String,
+}
+
+const USERS_PATH: &str = "/console/users";
+const USER_COLUMNS: [(&str, &str); 3] =
+    [("name", "User"), ("role", "Role"), ("created", "Created")];
+
+#[derive(Clone)]
+struct UserRow {
+    name: String,
+    role: String,
+    created: When,
+    must_change: bool,
+    locked: bool,
+    /// The signed-in admin's own row.
+    is_self: bool,
+}
+
+/// `GET /console/users`: users and roles, the role change per user, the create form.
+#[derive(Template)]
+#[template(path = "users.html")]
+struct UsersPage {
+    chrome: Chrome,
+    columns: Vec<Column>,
+    rows: Vec<UserRow>,
+    pager: Pager,
+    roles: Vec<&'static str>,
+    /// Outcome of the last form (error or confirmation); empty when none.
+    message: String,
+    /// Whether `message` reports a refusal.
+    refused: bool,
+    created: Option<ShownOnce>,
+}
+
+/// The user rows, sorted as asked; the whole table (a handful of accounts) is read once.
+fn user_rows(state: &AppState, sort: &Sort, me: &str) -> Result<Vec<UserRow>, rusqlite::Error> {
+    let now = state.clock().now_unix();
+    let lockout_after = state.authority().settings().throttle.lockout_after;
+    let conn = state.stores().catalog.connection();
+    let mut stmt =
+        conn.prepare("SELECT name, role, created_at, must_change, failures FROM users")?;
+    let mut rows = stmt
+        .query_map([], |row| {
+            let name: String = row.get(0)?;
+            Ok(UserRow {
+                is_self: name == me,
+                name,
+                role: row.get(1)?,
+                created: When::new(row.get::<_, i64>(2)?.max(0) as u64, now),
+                must_change: row.get::<_, i64>(3)? != 0,
+                locked: row.get::<_, i64>(4)? >= i64::from(lockout_after),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    sort.apply(&mut rows, |row, key| match key {
+        "role" => (row.role.clone(), row.name.clone()),
+        "created" => (row.created.iso.clone(), row.name.clone()),
+        _ => (row.name.clone(), String::new()),
+    });
+    Ok(rows)
+}
+
+/// Renders the users page with `status`, an optional message and a secret shown once.
+fn users_view(
+    state: &AppState,
+    chrome: Chrome,
+    query: Option<&str>,
+    status: StatusCode,
+    message: (&str, bool),
+    created: Option<ShownOnce>,
 ) -> Response {
+    let chrome = chrome.page("Users", "users");
+    let params = Params::parse(query);
+    let sort = Sort::new(&params, &USER_COLUMNS, "name");
+    let rows = match user_rows(state, &sort, &chrome.user) {
+        Ok(rows) => rows,
+        Err(err) => return unreadable(chrome, "users", &err),
+    };
+    let pager = Pager::new(&params, USERS_PATH, rows.len(), PER_PAGE);
+    let rows = pager.slice(&rows);
+    render(
+        status,
+        &UsersPage {
+            columns: sort.columns(&params, USERS_PATH, &USER_COLUMNS),
+            chrome,
+            rows,
+            pager,
+            roles: Role::ALL.iter().map(|r| r.as_str()).collect(),
+            message: message.0.to_owned(),
+            refused: message.1,
+            created,
+        },
+    )
+}
+
+async fn users_page(
+    State(state): State<AppState>,
+    chrome: Chrome,
+    RawQuery(query): RawQuery,
+) -> Response {
+    users_view(
+        &state,
+        chrome,
+        query.as_deref(),
+        StatusCode::OK,
+        ("", false),
+        None,
+    )
+}
+
+/// The users page again with a refusal.
+fn refuse_users(state: &AppState, chrome: &Chrome, status: StatusCode, message: &str) -> Response {
+    users_view(state, chrome.clone(), None, status, (message, true), None)
+}
+
+/// Reads a users-page form (`name`, `role`); an unknown role is refused with the page.
+async fn read_user_form(
+    state: &AppState,
+    chrome: &Chrome,
+    request: Request,
+) -> Result<(AuditContext, String, Role), Response> {
     let ctx = AuditContext::of(&request);
-    let (_, form) = match read_form(request.into_body()).await {
+    let (_, form) = read_form(state, request.into_body()).await?;
+    let name = form.get("name").cloned().unwrap_or_default();
+    let role = form
+        .get("role")
+        .and_then(|r| Role::parse(r))
+        .ok_or_else(|| {
+            refuse_users(
+                state,
+                chrome,
+                StatusCode::BAD_REQUEST,
+                "Unknown role: choose one from the list.",
+            )
+        })?;
+    Ok((ctx, name, role))
+}
+
+async fn create_user(State(state): State<AppState>, chrome: Chrome, request: Request) -> Response {
+    let (ctx, name, role) = match read_user_form(&state, &chrome, request).await {
         Ok(read) => read,
         Err(response) => return response,
     };
-    let name = form.get("name").cloned().unwrap_or_default();
-    let Some(role) = form.get("role").and_then(|r| Role::parse(r)) else {
-        return html(
-            StatusCode::BAD_REQUEST,
-            "Users",
-            &users_form(&session, "<p role=\"alert\">Unknown role.</p>", ""),
-        );
-    };
+    let refuse = |status: StatusCode, message: &str| refuse_users(&state, &chrome, status, message);
     if !valid_name(&name) {
-        return html(
+        return refuse(
             StatusCode::BAD_REQUEST,
-            "Users",
-            &users_form(
-                &session,
-                "<p role=\"alert\">Names are 1-64 characters of [A-Za-z0-9._-].</p>",
-                "",
-            ),
+            "User names are 1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-'.",
         );
     }
-    let Ok(password) = stella_authority::random_token() else {
-        return html(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Error",
-            "<p>No randomness.</p>",
-        );
-    };
-    let hashed_password = password.clone();
-    let Ok(Ok(hash)) =
-        tokio::task::spawn_blocking(move || stella_authority::hash_secret(&hashed_password)).await
-    else {
-        return html(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Error",
-            "<p>Cannot hash.</p>",
-        );
+    let (password, hash) = match new_secret(&state, "one-time password").await {
+        Ok(made) => made,
+        Err(response) => return response,
     };
     let user = UserRecord {
         name: name.clone(),
@@ -845,87 +952,245 @@ async fn create_user(
     match state.stores().catalog.insert_user(&user) {
         Ok(true) => {}
         Ok(false) => {
-            return html(
+            return refuse(
                 StatusCode::CONFLICT,
-                "Users",
-                &users_form(&session, "<p role=\"alert\">That name is taken.</p>", ""),
+                "That name is taken: choose another one.",
             );
         }
         Err(err) => {
             tracing::error!(%err, "cannot create user");
-            return html(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Error",
-                "<p>Cannot store the user.</p>",
-            );
+            return failure(&state, "The user cannot be stored.");
         }
     }
     audit(
         &state,
         &ctx,
-        &session.user,
+        &chrome.user,
         "user.create",
         &name,
         json!({ "role": role.as_str() }),
     );
-    html(
+    users_view(
+        &state,
+        chrome,
+        None,
         StatusCode::CREATED,
-        "User created",
-        &format!(
-            "<p>User <b>{}</b> ({}) created. One-time password, shown once: <code id=\"one-time-password\">{}</code></p><p><a href=\"/console/users\">Back</a></p>",
-            escape(&name),
-            role.as_str(),
-            escape(&password)
-        ),
+        ("", false),
+        Some(ShownOnce {
+            name,
+            grants: role.as_str().to_owned(),
+            secret: password,
+        }),
     )
 }
 
-fn clients_form(session: &SessionInfo, message: &str) -> String {
-    let scopes: String = Scope::ALL
-        .iter()
-        .map(|s| {
-            format!(
-                "<label><input type=\"checkbox\" name=\"scope_{0}\" value=\"1\"> {0}</label>",
-                s.as_str()
-            )
+/// `POST /console/users/role` (`name`, `role`): changes a user's role. The last admin keeps the
+/// admin role, so that the appliance always has someone who can manage it.
+async fn change_role(State(state): State<AppState>, chrome: Chrome, request: Request) -> Response {
+    let (ctx, name, role) = match read_user_form(&state, &chrome, request).await {
+        Ok(read) => read,
+        Err(response) => return response,
+    };
+    let refuse = |status: StatusCode, message: &str| refuse_users(&state, &chrome, status, message);
+    let user = match state.stores().catalog.user(&name) {
+        Ok(Some(user)) => user,
+        Ok(None) => {
+            return refuse(
+                StatusCode::NOT_FOUND,
+                &format!("There is no user {name:?}: reload the list."),
+            );
+        }
+        Err(err) => {
+            tracing::error!(%err, "cannot read user");
+            return failure(&state, "The user cannot be read.");
+        }
+    };
+    if user.role == role.as_str() {
+        return users_view(
+            &state,
+            chrome,
+            None,
+            StatusCode::OK,
+            (
+                &format!("{name} already has the role {}.", role.as_str()),
+                false,
+            ),
+            None,
+        );
+    }
+    let changed = {
+        let conn = state.stores().catalog.connection();
+        (|| -> Result<bool, rusqlite::Error> {
+            let admins: i64 = conn.query_row(
+                "SELECT count(*) FROM users WHERE role = 'admin'",
+                [],
+                |row| row.get(0),
+            )?;
+            if user.role == Role::Admin.as_str() && admins <= 1 {
+                return Ok(false);
+            }
+            conn.execute(
+                "UPDATE users SET role = ?2 WHERE name = ?1",
+                rusqlite::params![name, role.as_str()],
+            )?;
+            Ok(true)
+        })()
+    };
+    match changed {
+        Ok(true) => {}
+        Ok(false) => {
+            return refuse(
+                StatusCode::CONFLICT,
+                &format!(
+                    "{name} is the last admin: make another user admin first, so that someone can still manage the appliance."
+                ),
+            );
+        }
+        Err(err) => {
+            tracing::error!(%err, "cannot change role");
+            return failure(&state, "The role cannot be stored.");
+        }
+    }
+    audit(
+        &state,
+        &ctx,
+        &chrome.user,
+        "user.role_change",
+        &name,
+        json!({ "from": user.role, "to": role.as_str() }),
+    );
+    users_view(
+        &state,
+        chrome,
+        None,
+        StatusCode::OK,
+        (
+            &format!(
+                "{name} now has the role {} (was {}); it applies to their next request.",
+                role.as_str(),
+                user.role
+            ),
+            false,
+        ),
+        None,
+    )
+}
+
+const CLIENTS_PATH: &str = "/console/clients";
+const CLIENT_COLUMNS: [(&str, &str); 3] = [
+    ("client_id", "Client id"),
+    ("created", "Created"),
+    ("created_by", "Created by"),
+];
+
+#[derive(Clone)]
+struct ClientRow {
+    client_id: String,
+    scopes: String,
+    /// `client secret` or `private_key_jwt`.
+    auth: &'static str,
+    created: When,
+    created_by: String,
+    disabled: bool,
+}
+
+/// `GET /console/clients`: API clients and the form to register one.
+#[derive(Template)]
+#[template(path = "clients.html")]
+struct ClientsPage {
+    chrome: Chrome,
+    columns: Vec<Column>,
+    rows: Vec<ClientRow>,
+    pager: Pager,
+    scopes: Vec<&'static str>,
+    /// Why the last form was refused; empty when none.
+    message: String,
+    created: Option<ShownOnce>,
+}
+
+fn clients_view(
+    state: &AppState,
+    chrome: Chrome,
+    query: Option<&str>,
+    status: StatusCode,
+    message: &str,
+    created: Option<ShownOnce>,
+) -> Response {
+    let chrome = chrome.page("API clients", "clients");
+    let params = Params::parse(query);
+    let sort = Sort::new(&params, &CLIENT_COLUMNS, "client_id");
+    let now = state.clock().now_unix();
+    let clients = match state.stores().catalog.clients() {
+        Ok(clients) => clients,
+        Err(err) => return unreadable(chrome, "API clients", &err),
+    };
+    let mut rows: Vec<ClientRow> = clients
+        .into_iter()
+        .map(|c| ClientRow {
+            auth: if c.jwks.is_some() {
+                "private_key_jwt"
+            } else {
+                "client secret"
+            },
+            client_id: c.client_id,
+            scopes: c.scopes,
+            created: When::new(c.created_at, now),
+            created_by: c.created_by,
+            disabled: c.disabled,
         })
         .collect();
-    format!(
-        "{message}<form method=\"post\" action=\"/console/clients\">{}\
-         <label>Client id <input name=\"client_id\" required></label>{scopes}\
-         <label>or scopes (space-separated) <input name=\"scopes\"></label>\
-         <button type=\"submit\">Register client</button></form>",
-        csrf_field(&session.csrf)
+    sort.apply(&mut rows, |row, key| match key {
+        "created" => (row.created.iso.clone(), row.client_id.clone()),
+        "created_by" => (row.created_by.clone(), row.client_id.clone()),
+        _ => (row.client_id.clone(), String::new()),
+    });
+    let pager = Pager::new(&params, CLIENTS_PATH, rows.len(), PER_PAGE);
+    let rows = pager.slice(&rows);
+    render(
+        status,
+        &ClientsPage {
+            columns: sort.columns(&params, CLIENTS_PATH, &CLIENT_COLUMNS),
+            chrome,
+            rows,
+            pager,
+            scopes: Scope::ALL.iter().map(|s| s.as_str()).collect(),
+            message: message.to_owned(),
+            created,
+        },
     )
 }
 
-async fn clients_page(Extension(session): Extension<SessionInfo>) -> Response {
-    html(StatusCode::OK, "API clients", &clients_form(&session, ""))
+async fn clients_page(
+    State(state): State<AppState>,
+    chrome: Chrome,
+    RawQuery(query): RawQuery,
+) -> Response {
+    clients_view(&state, chrome, query.as_deref(), StatusCode::OK, "", None)
 }
 
 async fn create_client(
     State(state): State<AppState>,
-    Extension(session): Extension<SessionInfo>,
+    chrome: Chrome,
     request: Request,
 ) -> Response {
     let ctx = AuditContext::of(&request);
-    let (_, form) = match read_form(request.into_body()).await {
+    let (_, form) = match read_form(&state, request.into_body()).await {
         Ok(read) => read,
         Err(response) => return response,
     };
     let bad = |message: &str| {
-        html(
+        clients_view(
+            &state,
+            chrome.clone(),
+            None,
             StatusCode::BAD_REQUEST,
-            "API clients",
-            &clients_form(
-                &session,
-                &format!("<p role=\"alert\">{}</p>", escape(message)),
-            ),
+            message,
+            None,
         )
     };
     let client_id = form.get("client_id").cloned().unwrap_or_default();
     if !valid_name(&client_id) {
-        return bad("Client ids are 1-64 characters of [A-Za-z0-9._-].");
+        return bad("Client ids are 1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-'.");
     }
     let mut listed = form.get("scopes").cloned().unwrap_or_default();
     for scope in Scope::ALL {
@@ -939,22 +1204,9 @@ async fn create_client(
         Ok(_) => return bad("Choose at least one scope."),
         Err(err) => return bad(&err.to_string()),
     };
-    let Ok(secret) = stella_authority::random_token() else {
-        return html(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Error",
-            "<p>No randomness.</p>",
-        );
-    };
-    let hashed = secret.clone();
-    let Ok(Ok(hash)) =
-        tokio::task::spawn_blocking(move || stella_authority::hash_secret(&hashed)).await
-    else {
-        return html(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Error",
-            "<p>Cannot hash.</p>",
-        );
+    let (secret, hash) = match new_secret(&state, "client secret").await {
+        Ok(made) => made,
+        Err(response) => return response,
     };
     let record = ClientRecord {
         client_id: client_id.clone(),
@@ -962,37 +1214,361 @@ async fn create_client(
         jwks: None,
         scopes: scopes.to_string(),
         created_at: state.authority().now(),
-        created_by: session.user.clone(),
+        created_by: chrome.user.clone(),
         disabled: false,
     };
     match state.stores().catalog.insert_client(&record) {
         Ok(true) => {}
-        Ok(false) => return bad("That client id is taken."),
+        Ok(false) => return bad("That client id is taken: choose another one."),
         Err(err) => {
             tracing::error!(%err, "cannot create client");
-            return html(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Error",
-                "<p>Cannot store the client.</p>",
-            );
+            return failure(&state, "The client cannot be stored.");
         }
     }
     audit(
         &state,
         &ctx,
-        &session.user,
+        &chrome.user,
         "client.create",
         &client_id,
         json!({ "scopes": scopes.to_string() }),
     );
-    html(
+    clients_view(
+        &state,
+        chrome,
+        None,
         StatusCode::CREATED,
-        "Client registered",
-        &format!(
-            "<p>Client <b>{}</b> may get scopes <code>{}</code>. Its secret, shown once: <code id=\"client-secret\">{}</code></p>",
-            escape(&client_id),
-            escape(&scopes.to_string()),
-            escape(&secret)
-        ),
+        "",
+        Some(ShownOnce {
+            name: client_id,
+            grants: scopes.to_string(),
+            secret,
+        }),
     )
+}
+
+#[cfg(test)]
+mod page_tests {
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode, header};
+    use stella_store::{ClientRecord, UserRecord};
+
+    use crate::console::testing::{ConsoleEnv, Page, T0};
+
+    /// A user with a real password hash, for sign-in tests.
+    fn user_with_password(env: &ConsoleEnv, name: &str, password: &str, role: &str) {
+        env.state
+            .stores()
+            .catalog
+            .insert_user(&UserRecord {
+                name: name.into(),
+                password_hash: stella_authority::hash_secret(password).unwrap(),
+                role: role.into(),
+                must_change: false,
+                failures: 0,
+                last_failure: 0,
+                created_at: T0,
+            })
+            .unwrap();
+    }
+
+    fn set_cookie(page: &Page, name: &str) -> String {
+        page.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} cookie"))
+    }
+
+    async fn post_login(env: &ConsoleEnv, login_cookie: &str, form: &[(&str, &str)]) -> Page {
+        env.send(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/login")
+                .header(header::HOST, "stella.test")
+                .header(header::COOKIE, login_cookie)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(serde_urlencoded::to_string(form).unwrap()))
+                .unwrap(),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn login_flow_uses_the_template_and_lands_on_the_dashboard() {
+        let env = ConsoleEnv::new();
+        user_with_password(&env, "alice", "right-password-1", "operator");
+        let page = env.get("", "/login").await;
+        assert_eq!(page.status, StatusCode::OK);
+        page.assert_secure();
+        let login_cookie = set_cookie(&page, "stella_login_csrf");
+        let token = login_cookie.split_once('=').unwrap().1.to_owned();
+        // The double-submit token is the form's hidden csrf field.
+        assert!(
+            page.body
+                .contains(&format!("name=\"csrf\" value=\"{token}\"")),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("<title>Sign in · Stella Ops</title>"));
+
+        // A wrong password shows the form again with the message; the name typed is escaped.
+        let hostile = "<script>alert(1)</script>";
+        let wrong = post_login(
+            &env,
+            &login_cookie,
+            &[("csrf", &token), ("username", hostile), ("password", "x")],
+        )
+        .await;
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+        wrong.assert_secure();
+        assert!(wrong.body.contains("Wrong user name or password."));
+        assert!(
+            wrong
+                .body
+                .contains("&#60;script&#62;alert(1)&#60;/script&#62;")
+        );
+        assert!(!wrong.body.contains("<script>alert"));
+
+        // Without the double-submit cookie: refused with an error page.
+        let forged = post_login(
+            &env,
+            "",
+            &[
+                ("csrf", &token),
+                ("username", "alice"),
+                ("password", "right-password-1"),
+            ],
+        )
+        .await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN);
+        forged.assert_secure();
+        assert!(forged.body.contains("CSRF token is missing or wrong"));
+
+        let ok = post_login(
+            &env,
+            &login_cookie,
+            &[
+                ("csrf", &token),
+                ("username", "alice"),
+                ("password", "right-password-1"),
+            ],
+        )
+        .await;
+        assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+        assert_eq!(ok.headers[header::LOCATION], "/");
+        let session = set_cookie(&ok, crate::auth::SESSION_COOKIE);
+        let home = env.get(&session, "/").await;
+        assert_eq!(home.status, StatusCode::OK, "{}", home.body);
+        home.assert_secure();
+        assert!(home.body.contains("<h1>Dashboard</h1>"), "{}", home.body);
+    }
+
+    #[tokio::test]
+    async fn password_page_renders_and_refuses_with_messages() {
+        let env = ConsoleEnv::new();
+        let cookie = env.sign_in("carol", "viewer");
+        let page = env.get(&cookie, "/account/password").await;
+        assert_eq!(page.status, StatusCode::OK);
+        page.assert_secure();
+        for field in ["name=\"current\"", "name=\"new\"", "name=\"confirm\""] {
+            assert!(page.body.contains(field), "{field}: {}", page.body);
+        }
+        let refused = env
+            .post(
+                &cookie,
+                "/account/password",
+                &[("current", "a"), ("new", "short"), ("confirm", "short")],
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+        refused.assert_secure();
+        assert!(
+            refused.body.contains("at least 12 characters"),
+            "{}",
+            refused.body
+        );
+    }
+
+    #[tokio::test]
+    async fn users_page_lists_escapes_creates_and_changes_roles_audited() {
+        let env = ConsoleEnv::new();
+        let admin = env.sign_in("root", "admin");
+        env.sign_in("<script>alert(1)</script>", "viewer");
+        let page = env.get(&admin, "/console/users").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        page.assert_secure();
+        assert!(
+            page.body
+                .contains("&#60;script&#62;alert(1)&#60;/script&#62;")
+        );
+        assert!(!page.body.contains("<script>alert"));
+        assert!(page.body.contains("Users 1–2 of 2"), "{}", page.body);
+
+        let created = env
+            .post(
+                &admin,
+                "/console/users",
+                &[("name", "bob"), ("role", "operator")],
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        created.assert_secure();
+        assert!(created.body.contains("<code id=\"one-time-password\">"));
+        let taken = env
+            .post(
+                &admin,
+                "/console/users",
+                &[("name", "bob"), ("role", "viewer")],
+            )
+            .await;
+        assert_eq!(taken.status, StatusCode::CONFLICT);
+        let bad = env
+            .post(
+                &admin,
+                "/console/users",
+                &[("name", "<b>"), ("role", "viewer")],
+            )
+            .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+        let changed = env
+            .post(
+                &admin,
+                "/console/users/role",
+                &[("name", "bob"), ("role", "approver")],
+            )
+            .await;
+        assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+        assert!(changed.body.contains("bob now has the role approver"));
+        let catalog = &env.state.stores().catalog;
+        assert_eq!(catalog.user("bob").unwrap().unwrap().role, "approver");
+        assert_eq!(catalog.audit_count("user.role_change").unwrap(), 1);
+        let detail: String = catalog
+            .connection()
+            .query_row(
+                "SELECT actor || ' ' || target || ' ' || detail FROM audit_log WHERE action = 'user.role_change'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(
+            detail.starts_with("root bob ")
+                && detail.contains("\"from\":\"operator\"")
+                && detail.contains("\"to\":\"approver\""),
+            "{detail}"
+        );
+
+        // The last admin keeps the admin role.
+        let last = env
+            .post(
+                &admin,
+                "/console/users/role",
+                &[("name", "root"), ("role", "viewer")],
+            )
+            .await;
+        assert_eq!(last.status, StatusCode::CONFLICT, "{}", last.body);
+        assert!(last.body.contains("last admin"));
+        assert_eq!(catalog.user("root").unwrap().unwrap().role, "admin");
+        let unknown = env
+            .post(
+                &admin,
+                "/console/users/role",
+                &[("name", "nobody"), ("role", "viewer")],
+            )
+            .await;
+        assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+        assert_eq!(catalog.audit_count("user.role_change").unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn clients_page_lists_escapes_and_creates() {
+        let env = ConsoleEnv::new();
+        let admin = env.sign_in("root", "admin");
+        env.state
+            .stores()
+            .catalog
+            .insert_client(&ClientRecord {
+                client_id: "<script>alert(2)</script>".into(),
+                secret_hash: None,
+                jwks: Some("{}".into()),
+                scopes: "scanner.read".into(),
+                created_at: T0,
+                created_by: "root".into(),
+                disabled: false,
+            })
+            .unwrap();
+        let page = env.get(&admin, "/console/clients").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        page.assert_secure();
+        assert!(
+            page.body
+                .contains("&#60;script&#62;alert(2)&#60;/script&#62;")
+        );
+        assert!(!page.body.contains("<script>alert"));
+        assert!(page.body.contains("private_key_jwt"));
+
+        let created = env
+            .post(
+                &admin,
+                "/console/clients",
+                &[("client_id", "ci-bot"), ("scope_scanner.read", "1")],
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        assert!(created.body.contains("<code id=\"client-secret\">"));
+        assert!(created.body.contains("ci-bot"));
+        let none = env
+            .post(&admin, "/console/clients", &[("client_id", "empty")])
+            .await;
+        assert_eq!(none.status, StatusCode::BAD_REQUEST);
+        assert!(none.body.contains("Choose at least one scope."));
+    }
+
+    #[tokio::test]
+    async fn viewer_cannot_post_admin_forms() {
+        let env = ConsoleEnv::new();
+        env.sign_in("root", "admin");
+        let viewer = env.sign_in("val", "viewer");
+        for (path, fields) in [
+            ("/console/users", vec![("name", "eve"), ("role", "admin")]),
+            (
+                "/console/users/role",
+                vec![("name", "val"), ("role", "admin")],
+            ),
+            (
+                "/console/clients",
+                vec![("client_id", "x"), ("scopes", "admin")],
+            ),
+        ] {
+            let page = env.post(&viewer, path, &fields).await;
+            assert_eq!(page.status, StatusCode::FORBIDDEN, "{path}");
+            page.assert_secure();
+            assert!(
+                page.body.contains("needs the admin permission"),
+                "{}",
+                page.body
+            );
+        }
+        let catalog = &env.state.stores().catalog;
+        assert_eq!(catalog.user("val").unwrap().unwrap().role, "viewer");
+        assert!(catalog.user("eve").unwrap().is_none());
+        assert_eq!(catalog.audit_count("auth.scope_denied").unwrap(), 3);
+        // And a form without the CSRF token is refused even for an admin.
+        let admin = env.sign_in("root", "admin");
+        let forged = env
+            .send(
+                Request::builder()
+                    .method(Method::POST)
+                    .uri("/console/users")
+                    .header(header::COOKIE, &admin)
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(Body::from("name=eve&role=admin"))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN);
+        forged.assert_secure();
+    }
 }

@@ -32,8 +32,8 @@ pub use console::{Role, SESSION_COOKIE, SESSION_COOKIE_SECURE};
 pub use routes::{Access, RouteEntry, RouteTable};
 
 pub(crate) use admin::routes as admin_routes;
+pub(crate) use console::SessionInfo;
 pub(crate) use console::routes as console_routes;
-pub(crate) use console::{SessionInfo, escape, html};
 pub(crate) use oauth::routes as oauth_routes;
 
 /// Settings of the Authority, from `[auth]` and `[tls]` and the listening address.
