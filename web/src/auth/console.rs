@@ -1442,6 +1442,12 @@ mod page_tests {
             .await;
         assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
         assert!(changed.body.contains("bob now has the role approver"));
+        // Each row's role select starts at the user's role.
+        assert!(
+            changed.body.contains("<option selected>approver</option>"),
+            "{}",
+            changed.body
+        );
         let catalog = &env.state.stores().catalog;
         assert_eq!(catalog.user("bob").unwrap().unwrap().role, "approver");
         assert_eq!(catalog.audit_count("user.role_change").unwrap(), 1);

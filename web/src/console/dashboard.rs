@@ -184,7 +184,11 @@ fn gather(state: &AppState) -> Sections {
             .unwrap_or(false);
         HsmView {
             source: text("/hsm/source"),
-            problem: service.check_ready().err(),
+            // The status ran the readiness probe (every key present, a test signature).
+            problem: status
+                .pointer("/hsm/problem")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned),
             mode: text("/mode"),
             entitlement: if entitled {
                 format!(
