@@ -703,6 +703,9 @@ pub(crate) mod tests {
             rejected.body
         );
         assert!(rejected.body.contains("Nothing was loaded"));
+        // The file name is the uploader's text: escaped.
+        assert!(rejected.body.contains("&#60;b&#62;kit&#60;/b&#62;.tar.zst"));
+        assert!(!rejected.body.contains("<b>kit"));
         let empty = env.send(multipart(&operator, &action, &[])).await;
         assert_eq!(empty.status, StatusCode::BAD_REQUEST, "{}", empty.body);
         assert!(empty.body.contains("No kit file was chosen."));
