@@ -33,7 +33,9 @@ const LOGIN_CSRF_COOKIE: &str = "stella_login_csrf";
 /// Shortest acceptable new password.
 const MIN_PASSWORD_LEN: usize = 12;
 /// Most bytes of a console form.
-const MAX_FORM_BYTES: usize = 16 * 1024;
+/// Most bytes of a console form: the policy editor posts whole policies (the API takes up to
+/// 1 MiB), so forms may be as large; uploads are multipart and not read here.
+const MAX_FORM_BYTES: usize = 1024 * 1024 + 16 * 1024;
 
 /// A console user's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

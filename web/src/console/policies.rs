@@ -482,6 +482,23 @@ rules:
     }
 
     #[tokio::test]
+    async fn a_large_policy_saves_from_the_editor() {
+        let env = ConsoleEnv::new();
+        let approver = env.sign_in("amy", "approver");
+        // Well past the 16 KiB of other forms; the API takes up to 1 MiB, so does the editor.
+        let large = format!(
+            "{}{VALID}",
+            "# padding comment line for a large policy\n".repeat(1_500)
+        );
+        assert!(large.len() > 60_000);
+        let page = env
+            .post(&approver, "/console/policies", &[("policy", &large)])
+            .await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+        assert_eq!(revisions(&env), 1);
+    }
+
+    #[tokio::test]
     async fn history_is_paginated_newest_first() {
         let env = ConsoleEnv::new();
         let ctx = crate::auth::AuditContext {
