@@ -13,14 +13,21 @@ x86_64-w64-mingw32-windres hello.rc -O coff -o "$WORK/hello.res.o"
 x86_64-w64-mingw32-gcc -shared -Os -s -Wl,--no-insert-timestamp \
     -o "$HERE/stella-hello.dll" hello.c "$WORK/hello.res.o" -luser32
 
-# Mach-O x86_64 dylib and executable linked by ld64.lld against a libSystem text stub.
-clang -target x86_64-apple-macos11 -Os -c greet.c -o "$WORK/greet.o"
-clang -target x86_64-apple-macos11 -Os -c main.c -o "$WORK/main.o"
-ld64.lld-14 -arch x86_64 -platform_version macos 11.0 11.0 -dylib \
-    -install_name @rpath/libstella.1.dylib -current_version 1.4.2 -compatibility_version 1.0 \
-    -o "$HERE/libstella.1.dylib" "$WORK/greet.o" libSystem.tbd
-ld64.lld-14 -arch x86_64 -platform_version macos 11.0 12.1 \
-    -rpath @executable_path/../lib -rpath /opt/stella/lib \
-    -o "$HERE/stella-greet" "$WORK/main.o" "$HERE/libstella.1.dylib" libSystem.tbd
+# Mach-O dylib and executable for one architecture, linked by ld64.lld against a libSystem
+# text stub: macho ARCH DYLIB EXECUTABLE.
+macho() {
+    clang -target "$1-apple-macos11" -Os -c greet.c -o "$WORK/greet-$1.o"
+    clang -target "$1-apple-macos11" -Os -c main.c -o "$WORK/main-$1.o"
+    ld64.lld-14 -arch "$1" -platform_version macos 11.0 11.0 -dylib \
+        -install_name @rpath/libstella.1.dylib -current_version 1.4.2 -compatibility_version 1.0 \
+        -o "$2" "$WORK/greet-$1.o" libSystem.tbd
+    ld64.lld-14 -arch "$1" -platform_version macos 11.0 12.1 \
+        -rpath @executable_path/../lib -rpath /opt/stella/lib \
+        -o "$3" "$WORK/main-$1.o" "$2" libSystem.tbd
+}
+macho x86_64 "$HERE/libstella.1.dylib" "$HERE/stella-greet"
+# The same executable for arm64, glued to the x86_64 one into a universal (fat) file.
+macho arm64 "$WORK/libstella-arm64.dylib" "$WORK/stella-greet-arm64"
+llvm-lipo-14 -create "$HERE/stella-greet" "$WORK/stella-greet-arm64" -output "$HERE/stella-greet-universal"
 
-cd "$HERE" && sha256sum stella-hello.dll libstella.1.dylib stella-greet > SHA256SUMS
+cd "$HERE" && sha256sum stella-hello.dll libstella.1.dylib stella-greet stella-greet-universal > SHA256SUMS
