@@ -109,6 +109,35 @@ fn ld64_lld_dylib_install_name() {
     );
 }
 
+#[test]
+fn lipo_universal_executable_reads_every_slice() {
+    let facts = parse_native(&fixture("stella-greet-universal"))
+        .unwrap()
+        .unwrap();
+    let thin = parse_native(&fixture("stella-greet")).unwrap().unwrap();
+    // Both slices link the same libraries; the first (x86_64) slice gives the rest.
+    assert_eq!(
+        facts,
+        NativeFacts {
+            architectures: vec!["x86_64".into(), "arm64".into()],
+            ..thin
+        }
+    );
+}
+
+#[test]
+fn java_class_file_is_not_a_universal_binary() {
+    // 0xCAFEBABE, minor 0, major 52 (Java 8): the "architecture count" would be 52.
+    let class =
+        b"\xca\xfe\xba\xbe\x00\x00\x00\x34\x00\x10\x0a\x00\x03\x00\x0d\x07\x00\x0e".repeat(4);
+    assert_eq!(parse_native(&class), Ok(None));
+    // A universal header whose slice runs past the file is a named error.
+    let mut universal = fixture("stella-greet-universal");
+    universal.truncate(20_000);
+    let error = parse_native(&universal).unwrap_err();
+    assert!(error.starts_with("Mach-O universal slice 0"), "{error}");
+}
+
 /// The unowned DLL becomes a `bin:` component named and versioned from its version resource;
 /// the unowned Mach-O files keep their file names. Every file's facts are in `binaries`.
 #[test]

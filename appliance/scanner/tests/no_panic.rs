@@ -176,7 +176,12 @@ fn native_reader_survives_damaged_pe_and_macho_fixtures() {
     let block = dll[root..root + length].to_vec();
     assert!(peversion::parse_version_info(&block, &Default::default()).is_ok());
     let mut next = xorshift(0x853c_49e6_748f_ea9bu64);
-    let objects = [dll, read("stella-greet"), read("libstella.1.dylib")];
+    let objects = [
+        dll,
+        read("stella-greet"),
+        read("libstella.1.dylib"),
+        read("stella-greet-universal"),
+    ];
     for input in objects.iter().chain([&block]) {
         for _ in 0..300 {
             let mut flipped = input.clone();

@@ -2,14 +2,14 @@
 //! (ELF `DT_NEEDED`, `DT_SONAME`, `DT_RPATH`/`DT_RUNPATH`, `PT_INTERP`, required symbol
 //! versions; PE imported DLLs and version resource (`peversion.rs`); Mach-O
 //! `LC_LOAD_DYLIB` (and its weak/re-export/lazy/upward kin), `LC_ID_DYLIB`, `LC_RPATH`,
-//! `LC_LOAD_DYLINKER`, `LC_BUILD_VERSION`/`LC_VERSION_MIN_*`).
+//! `LC_LOAD_DYLINKER`, `LC_BUILD_VERSION`/`LC_VERSION_MIN_*`, in thin and universal files).
 //!
 //! The facts are stored per path in the layer fragment; the composer attaches them to the
 //! component owning the file (an OS package) or to a `bin:{sha256}` component, and the usage
 //! closure resolves `DT_NEEDED` like `ld.so` from them without reading the layer again.
 
 use object::read::elf::{Dyn as _, FileHeader, ProgramHeader as _};
-use object::read::macho::{LoadCommandVariant, MachHeader};
+use object::read::macho::{FatArch, LoadCommandVariant, MachHeader, MachOFatFile};
 use object::read::pe::{ImageNtHeaders, PeFile};
 use object::{Endianness, FileKind, Object as _};
 use serde::{Deserialize, Serialize};
@@ -55,6 +55,10 @@ pub struct NativeFacts {
     /// Mach-O SDK version the file was built against (`12.1.0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sdk: Option<String>,
+    /// Architectures of a universal (fat) Mach-O file, in file order (`x86_64`, `arm64`); empty
+    /// for a thin file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub architectures: Vec<String>,
     /// PE version resource (`VS_VERSIONINFO`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pe_version: Option<PeVersionInfo>,
@@ -302,8 +306,76 @@ fn parse_macho<Mach: MachHeader<Endian = Endianness>>(data: &[u8]) -> Result<Nat
     Ok(facts)
 }
 
+/// Most architectures of a universal Mach-O file. Java class files share its `0xCAFEBABE` magic
+/// and put their version (45 and up) where the architecture count goes, so a larger count means
+/// "not a Mach-O file" (the rule `file(1)` uses).
+const MAX_FAT_ARCHES: u32 = 20;
+
+/// `x86_64`, `arm64`, … for a Mach-O CPU type.
+fn macho_cpu(cpu: object::macho::CpuType) -> String {
+    match cpu {
+        object::macho::CPU_TYPE_X86 => "i386".into(),
+        object::macho::CPU_TYPE_X86_64 => "x86_64".into(),
+        object::macho::CPU_TYPE_ARM => "arm".into(),
+        object::macho::CPU_TYPE_ARM64 => "arm64".into(),
+        object::macho::CPU_TYPE_ARM64_32 => "arm64_32".into(),
+        object::macho::CPU_TYPE_POWERPC => "ppc".into(),
+        object::macho::CPU_TYPE_POWERPC64 => "ppc64".into(),
+        other => format!("cpu-{:#x}", other.0),
+    }
+}
+
+/// A universal Mach-O file: the first slice's facts, with the libraries and run paths of the
+/// other slices appended (deduplicated) so the closure sees every slice's needs.
+fn parse_fat<Fat: FatArch>(data: &[u8]) -> Result<Option<NativeFacts>, String> {
+    let count = data
+        .get(4..8)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    if count == 0 || count >= MAX_FAT_ARCHES {
+        return Ok(None);
+    }
+    let fat =
+        MachOFatFile::<Fat>::parse(data).map_err(|e| format!("Mach-O universal header: {e}"))?;
+    let mut merged: Option<NativeFacts> = None;
+    let mut architectures = Vec::new();
+    for (index, arch) in fat.arches().iter().enumerate() {
+        let slice = arch
+            .data(data)
+            .map_err(|e| format!("Mach-O universal slice {index}: {e}"))?;
+        let facts = match FileKind::parse(slice) {
+            Ok(FileKind::MachO32) => parse_macho::<object::macho::MachHeader32<Endianness>>(slice)?,
+            Ok(FileKind::MachO64) => parse_macho::<object::macho::MachHeader64<Endianness>>(slice)?,
+            _ => {
+                return Err(format!(
+                    "Mach-O universal slice {index} is not a thin Mach-O file"
+                ));
+            }
+        };
+        architectures.push(macho_cpu(arch.cputype()));
+        match &mut merged {
+            None => merged = Some(facts),
+            Some(first) => {
+                for library in facts.needed {
+                    if !first.needed.contains(&library) {
+                        push_limited(&mut first.needed, library)?;
+                    }
+                }
+                for path in facts.rpath {
+                    if !first.rpath.contains(&path) {
+                        push_limited(&mut first.rpath, path)?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(merged.map(|facts| NativeFacts {
+        architectures,
+        ..facts
+    }))
+}
+
 /// Reads the linkage facts of a native object file. `Ok(None)` when the bytes are not an
-/// ELF, PE or (thin) Mach-O file; `Err` names what is malformed. Never panics.
+/// ELF, PE or Mach-O (thin or universal) file; `Err` names what is malformed. Never panics.
 pub fn parse_native(data: &[u8]) -> Result<Option<NativeFacts>, String> {
     Ok(read_native(data)?.map(|read| read.facts))
 }
@@ -328,6 +400,14 @@ pub fn read_native(data: &[u8]) -> Result<Option<NativeRead>, String> {
         FileKind::MachO64 => complete(parse_macho::<object::macho::MachHeader64<Endianness>>(
             data,
         )?),
+        FileKind::MachOFat32 => match parse_fat::<object::macho::FatArch32>(data)? {
+            Some(facts) => complete(facts),
+            None => return Ok(None),
+        },
+        FileKind::MachOFat64 => match parse_fat::<object::macho::FatArch64>(data)? {
+            Some(facts) => complete(facts),
+            None => return Ok(None),
+        },
         _ => return Ok(None),
     };
     Ok(Some(read))
@@ -347,7 +427,7 @@ impl Analyzer for NativeAnalyzer {
         "native"
     }
     fn version(&self) -> u32 {
-        // 2: PE version resources, Mach-O minimum OS and SDK.
+        // 2: PE version resources, Mach-O minimum OS and SDK, universal Mach-O files.
         2
     }
     fn wants(&self, file: &FileInfo<'_>) -> bool {
