@@ -632,17 +632,18 @@ fn attach_binaries(
             (None, Some(found)) => found,
             (None, None) => {
                 let bom_ref = format!("bin:{}", facts.sha256);
-                let name = path.rsplit('/').next().unwrap_or(&path).to_owned();
+                let file_name = path.rsplit('/').next().unwrap_or(&path);
                 let absolute = format!("/{path}");
                 let entry = components.entry(bom_ref.clone()).or_insert_with(|| {
                     let mut properties = BTreeMap::new();
                     properties.insert("stella:sha256".to_owned(), facts.sha256.clone());
                     properties.insert("stella:foundBy".to_owned(), "native".to_owned());
                     properties.insert("stella:native.format".to_owned(), facts.format.clone());
+                    let (name, version) = binary_identity(&facts, file_name, &mut properties);
                     Component {
                         bom_ref: bom_ref.clone(),
                         name,
-                        version: String::new(),
+                        version,
                         purl: None,
                         ecosystem: "binary".to_owned(),
                         kind: if facts.kind == "shared-library" {
@@ -675,6 +676,46 @@ fn attach_binaries(
         });
     }
     binaries
+}
+
+/// Version-resource strings copied to a `bin:` component, with their property names (the keys
+/// of Syft's PE metadata).
+const PE_VERSION_PROPERTIES: &[(&str, &str)] = &[
+    ("CompanyName", "stella:pe.companyName"),
+    ("ProductName", "stella:pe.productName"),
+    ("ProductVersion", "stella:pe.productVersion"),
+    ("FileVersion", "stella:pe.fileVersion"),
+    ("FileDescription", "stella:pe.fileDescription"),
+    ("InternalName", "stella:pe.internalName"),
+    ("OriginalFilename", "stella:pe.originalFilename"),
+    ("LegalCopyright", "stella:pe.legalCopyright"),
+];
+
+/// Name and version of a `bin:` component: the file name and no version, unless a PE version
+/// resource names the product (as Syft names PE files); its strings become properties.
+fn binary_identity(
+    facts: &NativeFacts,
+    file_name: &str,
+    properties: &mut BTreeMap<String, String>,
+) -> (String, String) {
+    let Some(pe) = &facts.pe_version else {
+        return (file_name.to_owned(), String::new());
+    };
+    for (key, property) in PE_VERSION_PROPERTIES {
+        if let Some(value) = pe.strings.get(*key) {
+            properties.insert((*property).to_owned(), value.clone());
+        }
+    }
+    if let Some(fixed) = &pe.fixed_file_version {
+        properties.insert("stella:pe.fixedFileVersion".to_owned(), fixed.clone());
+    }
+    if let Some(fixed) = &pe.fixed_product_version {
+        properties.insert("stella:pe.fixedProductVersion".to_owned(), fixed.clone());
+    }
+    (
+        pe.component_name().unwrap_or_else(|| file_name.to_owned()),
+        pe.component_version().unwrap_or_default(),
+    )
 }
 
 impl ScanResult {

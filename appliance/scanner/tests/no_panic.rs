@@ -7,7 +7,7 @@ use std::io::Read;
 use std::path::Path;
 
 use stella_scanner::analyzer::{
-    apk, dotnet, dpkg, gobinary, maven, native, npm, python, rpm, rustbin,
+    apk, dotnet, dpkg, gobinary, maven, native, npm, peversion, python, rpm, rustbin,
 };
 use stella_scanner::layer::read_layer_tar_bytes;
 
@@ -29,6 +29,9 @@ fn parsers() -> Vec<Parser> {
         ("rust", |d| drop(rustbin::parse_rust_binary(d))),
         ("layer tar", |d| drop(read_layer_tar_bytes(d))),
         ("native", |d| drop(native::parse_native(d))),
+        ("pe version", |d| {
+            drop(peversion::parse_version_info(d, &Default::default()))
+        }),
         ("bom index", |d| drop(stella_scanner::bomindex::read(d))),
         ("shell", |d| {
             drop(stella_scanner::usage::shell::parse_bytes(d))
@@ -62,15 +65,19 @@ fn layer_tars() -> Vec<Vec<u8>> {
     tars
 }
 
-#[test]
-fn parsers_survive_random_truncated_and_flipped_inputs() {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
+/// A xorshift64 generator: reproducible pseudo-random bytes and positions without a dependency.
+fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
         state
-    };
+    }
+}
+
+#[test]
+fn parsers_survive_random_truncated_and_flipped_inputs() {
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
     let mut inputs: Vec<Vec<u8>> = (0..64)
         .map(|i| {
             (0..(i * 37) % 2048)
@@ -129,13 +136,7 @@ for i in a b; do echo "$i" | tr a b && echo || exit 1; done
 f "$@" 2>&1 &
 "#;
     assert!(stella_scanner::usage::shell::parse_bytes(script).is_ok());
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = xorshift(0x2545_f491_4f6c_dd1du64);
     let mut inputs: Vec<Vec<u8>> = Vec::new();
     // The test binary is tens of MB: fewer copies of it.
     for (input, flips) in [(elf.as_slice(), 24), (script.as_slice(), 200)] {
@@ -156,5 +157,47 @@ f "$@" 2>&1 &
             drop(stella_scanner::usage::shell::parse_bytes(input));
         });
         assert!(outcome.is_ok(), "panicked on a {}-byte input", input.len());
+    }
+}
+
+/// The native reader on bit-flipped copies of the real PE and Mach-O fixtures, and the
+/// `VS_VERSIONINFO` parser on bit-flipped copies of the DLL's version resource.
+#[test]
+fn native_reader_survives_damaged_pe_and_macho_fixtures() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/scanner/native");
+    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+    let dll = read("stella-hello.dll");
+    let key: Vec<u8> = "VS_VERSION_INFO"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    let root = dll.windows(key.len()).position(|w| w == key).unwrap() - 6;
+    let length = usize::from(u16::from_le_bytes([dll[root], dll[root + 1]]));
+    let block = dll[root..root + length].to_vec();
+    assert!(peversion::parse_version_info(&block, &Default::default()).is_ok());
+    let mut next = xorshift(0x853c_49e6_748f_ea9bu64);
+    let objects = [
+        dll,
+        read("stella-greet"),
+        read("libstella.1.dylib"),
+        read("stella-greet-universal"),
+    ];
+    for input in objects.iter().chain([&block]) {
+        for _ in 0..300 {
+            let mut flipped = input.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() as usize) % flipped.len();
+                flipped[at] ^= 1 << (next() % 8);
+            }
+            let outcome = std::panic::catch_unwind(|| {
+                drop(native::read_native(&flipped));
+                drop(peversion::parse_version_info(&flipped, &Default::default()));
+            });
+            assert!(
+                outcome.is_ok(),
+                "panicked on a damaged {}-byte input",
+                input.len()
+            );
+        }
     }
 }

@@ -18,6 +18,7 @@ pub mod maven;
 pub mod native;
 pub mod npm;
 pub mod osrelease;
+pub mod peversion;
 pub mod python;
 pub mod rpm;
 pub mod rustbin;

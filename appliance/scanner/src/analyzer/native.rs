@@ -1,16 +1,20 @@
 //! Native analyzer: linkage facts of ELF, PE and Mach-O files read with the `object` crate
 //! (ELF `DT_NEEDED`, `DT_SONAME`, `DT_RPATH`/`DT_RUNPATH`, `PT_INTERP`, required symbol
-//! versions; PE imported DLLs; Mach-O `LC_LOAD_DYLIB`/`LC_ID_DYLIB`/`LC_RPATH`/`LC_LOAD_DYLINKER`).
+//! versions; PE imported DLLs and version resource (`peversion.rs`); Mach-O
+//! `LC_LOAD_DYLIB` (and its weak/re-export/lazy/upward kin), `LC_ID_DYLIB`, `LC_RPATH`,
+//! `LC_LOAD_DYLINKER`, `LC_BUILD_VERSION`/`LC_VERSION_MIN_*`, in thin and universal files).
 //!
 //! The facts are stored per path in the layer fragment; the composer attaches them to the
 //! component owning the file (an OS package) or to a `bin:{sha256}` component, and the usage
 //! closure resolves `DT_NEEDED` like `ld.so` from them without reading the layer again.
 
 use object::read::elf::{Dyn as _, FileHeader, ProgramHeader as _};
-use object::read::macho::{LoadCommandVariant, MachHeader};
+use object::read::macho::{FatArch, LoadCommandVariant, MachHeader, MachOFatFile};
+use object::read::pe::{ImageNtHeaders, PeFile};
 use object::{Endianness, FileKind, Object as _};
 use serde::{Deserialize, Serialize};
 
+use super::peversion::{PeVersionInfo, VersionInfoLimits, parse_version_info, version_resource};
 use super::{Analyzer, AnalyzerOutput, FileInfo};
 
 /// Most `DT_NEEDED`/imports/version entries kept per file (a hostile file cannot grow the fragment).
@@ -45,6 +49,29 @@ pub struct NativeFacts {
     /// Required symbol versions (`libc.so.6:GLIBC_2.34`), sorted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub version_needs: Vec<String>,
+    /// Mach-O minimum OS (`LC_BUILD_VERSION` or `LC_VERSION_MIN_*`): `macos 11.0.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_os: Option<String>,
+    /// Mach-O SDK version the file was built against (`12.1.0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdk: Option<String>,
+    /// Architectures of a universal (fat) Mach-O file, in file order (`x86_64`, `arm64`); empty
+    /// for a thin file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub architectures: Vec<String>,
+    /// PE version resource (`VS_VERSIONINFO`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pe_version: Option<PeVersionInfo>,
+}
+
+/// Linkage facts plus the problems met in parts that are not needed for them (a broken PE
+/// version resource): the facts are kept and each problem becomes an unknown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeRead {
+    /// The facts.
+    pub facts: NativeFacts,
+    /// What could not be read, for the unknowns.
+    pub problems: Vec<String>,
 }
 
 /// Reads native object files.
@@ -166,8 +193,8 @@ fn parse_elf<Elf: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<Native
     Ok(facts)
 }
 
-fn parse_pe(data: &[u8]) -> Result<NativeFacts, String> {
-    let file = object::File::parse(data).map_err(|e| format!("PE: {e}"))?;
+fn parse_pe<Pe: ImageNtHeaders>(data: &[u8]) -> Result<NativeRead, String> {
+    let file = PeFile::<Pe>::parse(data).map_err(|e| format!("PE: {e}"))?;
     let mut facts = NativeFacts {
         format: "pe".into(),
         kind: match file.kind() {
@@ -186,7 +213,35 @@ fn parse_pe(data: &[u8]) -> Result<NativeFacts, String> {
             push_limited(&mut facts.needed, library)?;
         }
     }
-    Ok(facts)
+    let mut problems = Vec::new();
+    match version_resource(&file, data).and_then(|resource| {
+        resource
+            .map(|bytes| parse_version_info(bytes, &VersionInfoLimits::default()))
+            .transpose()
+    }) {
+        Ok(version) => facts.pe_version = version,
+        Err(e) => problems.push(format!("PE version resource: {e}")),
+    }
+    Ok(NativeRead { facts, problems })
+}
+
+/// `macos`, `ios`, … for a Mach-O platform number (`LC_BUILD_VERSION`).
+fn macho_platform(platform: u32) -> String {
+    match platform {
+        1 => "macos".into(),
+        2 => "ios".into(),
+        3 => "tvos".into(),
+        4 => "watchos".into(),
+        5 => "bridgeos".into(),
+        6 => "maccatalyst".into(),
+        7 => "ios-simulator".into(),
+        8 => "tvos-simulator".into(),
+        9 => "watchos-simulator".into(),
+        10 => "driverkit".into(),
+        11 => "visionos".into(),
+        12 => "visionos-simulator".into(),
+        other => format!("platform-{other}"),
+    }
 }
 
 fn parse_macho<Mach: MachHeader<Endian = Endianness>>(data: &[u8]) -> Result<NativeFacts, String> {
@@ -230,27 +285,132 @@ fn parse_macho<Mach: MachHeader<Endian = Endianness>>(data: &[u8]) -> Result<Nat
             LoadCommandVariant::LoadDylinker(linker) => {
                 facts.interpreter = Some(string(linker.name)?);
             }
+            LoadCommandVariant::BuildVersion(build, _tools) => {
+                let platform = macho_platform(build.platform.get(endian).0);
+                facts.min_os = Some(format!("{platform} {}", build.minos.get(endian)));
+                facts.sdk = Some(build.sdk.get(endian).to_string());
+            }
+            LoadCommandVariant::VersionMin(version) if facts.min_os.is_none() => {
+                let platform = match command.cmd() {
+                    object::macho::LC_VERSION_MIN_IPHONEOS => "ios",
+                    object::macho::LC_VERSION_MIN_TVOS => "tvos",
+                    object::macho::LC_VERSION_MIN_WATCHOS => "watchos",
+                    _ => "macos",
+                };
+                facts.min_os = Some(format!("{platform} {}", version.version.get(endian)));
+                facts.sdk = Some(version.sdk.get(endian).to_string());
+            }
             _ => {}
         }
     }
     Ok(facts)
 }
 
+/// Most architectures of a universal Mach-O file. Java class files share its `0xCAFEBABE` magic
+/// and put their version (45 and up) where the architecture count goes, so a larger count means
+/// "not a Mach-O file" (the rule `file(1)` uses).
+const MAX_FAT_ARCHES: u32 = 20;
+
+/// `x86_64`, `arm64`, … for a Mach-O CPU type.
+fn macho_cpu(cpu: object::macho::CpuType) -> String {
+    match cpu {
+        object::macho::CPU_TYPE_X86 => "i386".into(),
+        object::macho::CPU_TYPE_X86_64 => "x86_64".into(),
+        object::macho::CPU_TYPE_ARM => "arm".into(),
+        object::macho::CPU_TYPE_ARM64 => "arm64".into(),
+        object::macho::CPU_TYPE_ARM64_32 => "arm64_32".into(),
+        object::macho::CPU_TYPE_POWERPC => "ppc".into(),
+        object::macho::CPU_TYPE_POWERPC64 => "ppc64".into(),
+        other => format!("cpu-{:#x}", other.0),
+    }
+}
+
+/// A universal Mach-O file: the first slice's facts, with the libraries and run paths of the
+/// other slices appended (deduplicated) so the closure sees every slice's needs.
+fn parse_fat<Fat: FatArch>(data: &[u8]) -> Result<Option<NativeFacts>, String> {
+    let count = data
+        .get(4..8)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    if count == 0 || count >= MAX_FAT_ARCHES {
+        return Ok(None);
+    }
+    let fat =
+        MachOFatFile::<Fat>::parse(data).map_err(|e| format!("Mach-O universal header: {e}"))?;
+    let mut merged: Option<NativeFacts> = None;
+    let mut architectures = Vec::new();
+    for (index, arch) in fat.arches().iter().enumerate() {
+        let slice = arch
+            .data(data)
+            .map_err(|e| format!("Mach-O universal slice {index}: {e}"))?;
+        let facts = match FileKind::parse(slice) {
+            Ok(FileKind::MachO32) => parse_macho::<object::macho::MachHeader32<Endianness>>(slice)?,
+            Ok(FileKind::MachO64) => parse_macho::<object::macho::MachHeader64<Endianness>>(slice)?,
+            _ => {
+                return Err(format!(
+                    "Mach-O universal slice {index} is not a thin Mach-O file"
+                ));
+            }
+        };
+        architectures.push(macho_cpu(arch.cputype()));
+        match &mut merged {
+            None => merged = Some(facts),
+            Some(first) => {
+                for library in facts.needed {
+                    if !first.needed.contains(&library) {
+                        push_limited(&mut first.needed, library)?;
+                    }
+                }
+                for path in facts.rpath {
+                    if !first.rpath.contains(&path) {
+                        push_limited(&mut first.rpath, path)?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(merged.map(|facts| NativeFacts {
+        architectures,
+        ..facts
+    }))
+}
+
 /// Reads the linkage facts of a native object file. `Ok(None)` when the bytes are not an
-/// ELF, PE or (thin) Mach-O file; `Err` names what is malformed. Never panics.
+/// ELF, PE or Mach-O (thin or universal) file; `Err` names what is malformed. Never panics.
 pub fn parse_native(data: &[u8]) -> Result<Option<NativeFacts>, String> {
+    Ok(read_native(data)?.map(|read| read.facts))
+}
+
+/// [`parse_native`] plus the problems met in optional parts (see [`NativeRead`]).
+pub fn read_native(data: &[u8]) -> Result<Option<NativeRead>, String> {
     let Ok(kind) = FileKind::parse(data) else {
         return Ok(None);
     };
-    let facts = match kind {
-        FileKind::Elf32 => parse_elf::<object::elf::FileHeader32<Endianness>>(data)?,
-        FileKind::Elf64 => parse_elf::<object::elf::FileHeader64<Endianness>>(data)?,
-        FileKind::Pe32 | FileKind::Pe64 => parse_pe(data)?,
-        FileKind::MachO32 => parse_macho::<object::macho::MachHeader32<Endianness>>(data)?,
-        FileKind::MachO64 => parse_macho::<object::macho::MachHeader64<Endianness>>(data)?,
+    let complete = |facts| NativeRead {
+        facts,
+        problems: Vec::new(),
+    };
+    let read = match kind {
+        FileKind::Elf32 => complete(parse_elf::<object::elf::FileHeader32<Endianness>>(data)?),
+        FileKind::Elf64 => complete(parse_elf::<object::elf::FileHeader64<Endianness>>(data)?),
+        FileKind::Pe32 => parse_pe::<object::pe::ImageNtHeaders32>(data)?,
+        FileKind::Pe64 => parse_pe::<object::pe::ImageNtHeaders64>(data)?,
+        FileKind::MachO32 => complete(parse_macho::<object::macho::MachHeader32<Endianness>>(
+            data,
+        )?),
+        FileKind::MachO64 => complete(parse_macho::<object::macho::MachHeader64<Endianness>>(
+            data,
+        )?),
+        FileKind::MachOFat32 => match parse_fat::<object::macho::FatArch32>(data)? {
+            Some(facts) => complete(facts),
+            None => return Ok(None),
+        },
+        FileKind::MachOFat64 => match parse_fat::<object::macho::FatArch64>(data)? {
+            Some(facts) => complete(facts),
+            None => return Ok(None),
+        },
         _ => return Ok(None),
     };
-    Ok(Some(facts))
+    Ok(Some(read))
 }
 
 /// Whether a file name looks like a shared library (`libz.so`, `libz.so.1.3`, `x.dll`, `x.dylib`).
@@ -267,16 +427,18 @@ impl Analyzer for NativeAnalyzer {
         "native"
     }
     fn version(&self) -> u32 {
-        1
+        // 2: PE version resources, Mach-O minimum OS and SDK, universal Mach-O files.
+        2
     }
     fn wants(&self, file: &FileInfo<'_>) -> bool {
         file.size >= 52
             && (file.is_executable() || is_library_name(file.path) || file.path.ends_with(".exe"))
     }
     fn analyze(&self, _path: &str, bytes: &[u8]) -> AnalyzerOutput {
-        match parse_native(bytes) {
-            Ok(Some(facts)) => AnalyzerOutput {
-                native: Some(facts),
+        match read_native(bytes) {
+            Ok(Some(read)) => AnalyzerOutput {
+                native: Some(read.facts),
+                unknowns: read.problems,
                 ..AnalyzerOutput::default()
             },
             Ok(None) => AnalyzerOutput::default(),

@@ -184,7 +184,8 @@ impl UsageView {
     }
 }
 
-/// `needed=a,b;soname=x;rpath=…;runpath=…;interp=…` for a native file.
+/// `format=…;needed=a,b;soname=x;rpath=…;runpath=…;interp=…;min_os=…;product=…` for a native
+/// file (`product` = the PE version resource's name and version).
 fn native_summary(facts: &crate::analyzer::native::NativeFacts) -> String {
     let mut parts = vec![format!("format={}", facts.format)];
     if !facts.needed.is_empty() {
@@ -201,6 +202,15 @@ fn native_summary(facts: &crate::analyzer::native::NativeFacts) -> String {
     }
     if let Some(interpreter) = &facts.interpreter {
         parts.push(format!("interp={interpreter}"));
+    }
+    if let Some(min_os) = &facts.min_os {
+        parts.push(format!("min_os={min_os}"));
+    }
+    if let Some(pe) = &facts.pe_version
+        && let Some(name) = pe.component_name()
+    {
+        let version = pe.component_version().unwrap_or_default();
+        parts.push(format!("product={name} {version}").trim_end().to_owned());
     }
     parts.join(";")
 }
