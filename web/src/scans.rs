@@ -4,28 +4,39 @@
 //! returns a stored SBOM; `GET /api/diff?old=&new=` diffs two scanned images. The image digest is the image id (config digest), which is the same
 //! whichever way the image arrived. SBOMs live in the blob store; the catalog records them.
 
+use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
 use stella_authority::Scope;
 use stella_core::Digest;
 use stella_scanner::fragment::FileKey;
-use stella_scanner::{FragmentKey, LayerCache, Platform, RegistryAccess, ScanError, ScanOptions};
+use stella_scanner::{
+    FragmentKey, ImageReference, ImageSource, LayerCache, Platform, Progress, ProgressEvent,
+    RegistryAccess, RegistrySource, ScanError, ScanOptions, Transport,
+};
 use stella_store::rusqlite::{OptionalExtension, params};
 use stella_store::{BlobStore, StoreError};
 
-use crate::AppState;
-use crate::auth::RouteTable;
+use crate::auth::{AuditContext, RouteTable, audit};
+use crate::{AppState, Caller};
 
 pub(crate) fn routes(table: RouteTable) -> RouteTable {
     table
-        .scoped(Method::POST, "/api/scans", Scope::ScannerScan, start_scan)
+        .scoped(
+            Method::POST,
+            "/api/scans",
+            Scope::ScannerScan,
+            start_scan_api,
+        )
         .scoped(Method::GET, "/api/scans/{id}", Scope::ScannerRead, get_scan)
         .scoped(
             Method::GET,
@@ -80,7 +91,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct ScanRequest {
+struct ApiScanRequest {
     image_ref: Option<String>,
     path: Option<String>,
     platform: Option<String>,
@@ -95,46 +106,177 @@ fn new_scan_id() -> String {
     format!("scan-{:016x}{n:04x}", RandomState::new().hash_one(n))
 }
 
-const FORMATS: [&str; 3] = ["cdx-json", "cdx-pb", "spdx-json"];
+/// The SBOM formats every scan stores, in both views.
+pub(crate) const FORMATS: [&str; 3] = ["cdx-json", "cdx-pb", "spdx-json"];
 
-async fn start_scan(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
-    let request: ScanRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "body: {e}; send {{\"imageRef\": \"registry/repo:tag\"}} or {{\"path\": \"/path/to/image\"}}"
-                ),
-            );
+/// Where a scan's image comes from.
+#[derive(Debug, Clone)]
+pub(crate) enum ScanSource {
+    /// What `stella scan IMAGE` takes: an existing local path, else a registry reference
+    /// (`POST /api/scans`, `imageRef` or `path`).
+    Image {
+        image: String,
+        insecure_registries: Vec<String>,
+    },
+    /// A registry reference and nothing else: never read as a local path (the console's form).
+    Registry {
+        reference: ImageReference,
+        transport: Transport,
+    },
+    /// An archive uploaded into the data directory; removed when its scan ends.
+    Upload { path: PathBuf, name: String },
+}
+
+impl ScanSource {
+    /// What lists show and the catalog records as the image's reference.
+    pub(crate) fn label(&self) -> String {
+        match self {
+            Self::Image { image, .. } => image.clone(),
+            Self::Registry { reference, .. } => reference.to_string(),
+            Self::Upload { name, .. } => format!("upload:{name}"),
         }
-    };
-    let (image, _) = match (&request.image_ref, &request.path) {
-        (Some(r), None) => (r.clone(), "imageRef"),
-        (None, Some(p)) => (p.clone(), "path"),
-        _ => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "give exactly one of imageRef and path",
-            );
-        }
-    };
-    let platform = match Platform::parse(request.platform.as_deref().unwrap_or("linux/amd64")) {
-        Ok(p) => p,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    let id = new_scan_id();
-    let now = stella_core::rfc3339(state.clock().now_unix());
-    let inserted = state.stores().catalog.connection().execute(
-        "INSERT INTO scans (id, image_ref, status, started_at) VALUES (?1, ?2, 'running', ?3)",
-        params![id, image, now],
-    );
-    if let Err(e) = inserted {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     }
+
+    /// Removes an uploaded archive (nothing else is touched); a failure is logged.
+    fn discard(&self) {
+        if let Self::Upload { path, .. } = self
+            && let Err(e) = std::fs::remove_file(path)
+        {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove the uploaded archive");
+        }
+    }
+
+    fn open(&self) -> Result<Box<dyn ImageSource>, ScanError> {
+        match self {
+            Self::Image {
+                image,
+                insecure_registries,
+            } => stella_scanner::open_image(
+                image,
+                &RegistryAccess {
+                    insecure_registries: insecure_registries.clone(),
+                    credentials: None,
+                },
+            ),
+            Self::Registry {
+                reference,
+                transport,
+            } => Ok(Box::new(RegistrySource::new(
+                reference.clone(),
+                *transport,
+                None,
+            ))),
+            Self::Upload { path, .. } => stella_scanner::open_local(path),
+        }
+    }
+}
+
+/// How far a running scan has got, as its progress events tell.
+#[derive(Debug, Default)]
+pub(crate) struct LiveProgress {
+    resolved: AtomicBool,
+    layers: AtomicUsize,
+    finished: AtomicUsize,
+    reused: AtomicUsize,
+    bytes: AtomicU64,
+}
+
+/// A snapshot of [`LiveProgress`], for the console's progress page.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ScanProgress {
+    /// The image's index, manifest and config were read.
+    pub resolved: bool,
+    pub layers: usize,
+    /// Layers done (analysed or taken from the cache).
+    pub finished: usize,
+    /// Layers taken from the cache.
+    pub reused: usize,
+    /// Compressed bytes read so far.
+    pub bytes: u64,
+}
+
+impl Progress for LiveProgress {
+    fn on_event(&self, event: &ProgressEvent) {
+        match event {
+            ProgressEvent::Resolved { layers, .. } => {
+                self.layers.store(*layers, Ordering::Relaxed);
+                self.resolved.store(true, Ordering::Relaxed);
+            }
+            ProgressEvent::LayerStarted { reused: true, .. } => {
+                self.reused.fetch_add(1, Ordering::Relaxed);
+            }
+            ProgressEvent::LayerFinished { .. } => {
+                self.finished.fetch_add(1, Ordering::Relaxed);
+            }
+            ProgressEvent::BytesRead(n) => {
+                self.bytes.fetch_add(*n, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The progress of the scans running in this process, by scan id. The catalog only knows
+/// running, done and failed; this says how far a running scan has got.
+static RUNNING: LazyLock<Mutex<HashMap<String, Arc<LiveProgress>>>> =
+    LazyLock::new(Default::default);
+
+/// How far the running scan `id` has got; `None` once it ended (or when it runs in another
+/// process).
+pub(crate) fn progress(id: &str) -> Option<ScanProgress> {
+    let running = RUNNING.lock().ok()?;
+    let live = running.get(id)?;
+    Some(ScanProgress {
+        resolved: live.resolved.load(Ordering::Relaxed),
+        layers: live.layers.load(Ordering::Relaxed),
+        finished: live.finished.load(Ordering::Relaxed),
+        reused: live.reused.load(Ordering::Relaxed),
+        bytes: live.bytes.load(Ordering::Relaxed),
+    })
+}
+
+/// Starts scanning `source` in the background: records the scan as running, audits
+/// `scan.start`, and returns the scan id. The API and the console both start scans here.
+pub(crate) fn start_scan(
+    state: &AppState,
+    ctx: &AuditContext,
+    actor: &str,
+    source: ScanSource,
+    platform: Platform,
+) -> Result<String, String> {
+    let id = new_scan_id();
+    let label = source.label();
+    let now = stella_core::rfc3339(state.clock().now_unix());
+    // Registered before the catalog says `running`, so that a running scan in the catalog that
+    // is not registered here is one a restart cut short.
+    let live = Arc::new(LiveProgress::default());
+    if let Ok(mut running) = RUNNING.lock() {
+        running.insert(id.clone(), live.clone());
+    }
+    let recorded = state.stores().catalog.connection().execute(
+        "INSERT INTO scans (id, image_ref, status, started_at) VALUES (?1, ?2, 'running', ?3)",
+        params![id, label, now],
+    );
+    if let Err(e) = recorded {
+        if let Ok(mut running) = RUNNING.lock() {
+            running.remove(&id);
+        }
+        source.discard();
+        return Err(format!("cannot record the scan: {e}"));
+    }
+    audit(
+        state,
+        ctx,
+        actor,
+        "scan.start",
+        &label,
+        json!({ "scanId": id, "platform": platform.to_string() }),
+    );
     let scan_id = id.clone();
+    let state = state.clone();
     tokio::task::spawn_blocking(move || {
-        let outcome = run_scan(&state, &image, platform, request.insecure_registries);
+        let outcome = run_scan(&state, &source, platform, live.as_ref());
+        source.discard();
         let finished = stella_core::rfc3339(state.clock().now_unix());
         let conn = state.stores().catalog.connection();
         let written = match outcome {
@@ -147,28 +289,75 @@ async fn start_scan(State(state): State<AppState>, body: axum::body::Bytes) -> R
                 params![scan_id, message, finished],
             ),
         };
+        drop(conn);
         if let Err(e) = written {
             tracing::error!(scan = %scan_id, error = %e, "cannot record the scan's end");
         }
+        if let Ok(mut running) = RUNNING.lock() {
+            running.remove(&scan_id);
+        }
     });
-    (StatusCode::ACCEPTED, Json(json!({ "scanId": id }))).into_response()
+    Ok(id)
 }
 
-/// Scans, stores the SBOMs in every format, records image, layers and artefacts.
+async fn start_scan_api(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    request: axum::extract::Request,
+) -> Response {
+    let ctx = AuditContext::of(&request);
+    let body = match axum::body::to_bytes(request.into_body(), 64 * 1024).await {
+        Ok(body) => body,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("body: {e}")),
+    };
+    let request: ApiScanRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "body: {e}; send {{\"imageRef\": \"registry/repo:tag\"}} or {{\"path\": \"/path/to/image\"}}"
+                ),
+            );
+        }
+    };
+    let image = match (request.image_ref, request.path) {
+        (Some(image), None) | (None, Some(image)) => image,
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "give exactly one of imageRef and path",
+            );
+        }
+    };
+    let platform = match Platform::parse(request.platform.as_deref().unwrap_or("linux/amd64")) {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let source = ScanSource::Image {
+        image,
+        insecure_registries: request.insecure_registries,
+    };
+    match start_scan(&state, &ctx, &caller.subject, source, platform) {
+        Ok(id) => (StatusCode::ACCEPTED, Json(json!({ "scanId": id }))).into_response(),
+        Err(message) => error(StatusCode::INTERNAL_SERVER_ERROR, message),
+    }
+}
+
+/// Scans, stores the SBOMs in every format, the image config and the BOM-Index, and records
+/// image, layers and artefacts.
 fn run_scan(
     state: &AppState,
-    image: &str,
+    source: &ScanSource,
     platform: Platform,
-    insecure_registries: Vec<String>,
+    progress: &dyn Progress,
 ) -> Result<(String, String), String> {
-    let source = stella_scanner::open_image(
-        image,
-        &RegistryAccess {
-            insecure_registries,
-            credentials: None,
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    let image = source.label();
+    let source = source.open().map_err(|e| e.to_string())?;
+    // The config (labels, history) and the layer blob sizes, which the scan result does not
+    // keep; reading them again is a few small documents.
+    let resolved =
+        stella_scanner::image::resolve(source.as_ref(), &platform).map_err(|e| e.to_string())?;
     let options = ScanOptions {
         platform,
         parallel_layers: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -179,7 +368,7 @@ fn run_scan(
         source.as_ref(),
         &options,
         &StoreCache(&stores.blobs),
-        &stella_scanner::NoProgress,
+        progress,
     )
     .map_err(|e| e.to_string())?;
     state
@@ -208,6 +397,9 @@ fn run_scan(
         blob,
         index.len(),
     ));
+    let config = serde_json::to_vec(&resolved.config).map_err(|e| e.to_string())?;
+    let blob = stores.blobs.put(&config).map_err(|e| e.to_string())?;
+    sboms.push((IMAGE_CONFIG.0, IMAGE_CONFIG.1, blob, config.len()));
     // The per-layer fragments the image SBOMs point at (CycloneDX BOM-Link, SPDX
     // ExternalDocumentRef), so that every reference resolves inside the appliance.
     for index in 0..result.layers.len() {
@@ -233,10 +425,15 @@ fn run_scan(
             [&digest],
         )?;
         for layer in &result.layers {
+            // The blob's media type and size as the manifest states them (0 when a
+            // `docker save` archive does not say).
+            let (media_type, size) = resolved.layers.get(layer.index).map_or(("diff", 0), |l| {
+                (l.media_type.as_str(), l.blob.size.unwrap_or(0))
+            });
             txn.execute(
-                "INSERT INTO layers (digest, media_type, size) VALUES (?1, 'diff', 0)
-                 ON CONFLICT (digest) DO NOTHING",
-                [layer.diff_id.to_string()],
+                "INSERT INTO layers (digest, media_type, size) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (digest) DO UPDATE SET media_type = ?2, size = max(size, ?3)",
+                params![layer.diff_id.to_string(), media_type, size as i64],
             )?;
             txn.execute(
                 "INSERT INTO image_layers (image_digest, position, layer_digest) VALUES (?1, ?2, ?3)",
@@ -244,7 +441,7 @@ fn run_scan(
             )?;
         }
         txn.execute(
-            "DELETE FROM artifacts WHERE image_digest = ?1 AND kind IN ('sbom', 'layer-sbom', 'usage-sbom', 'bom-index')",
+            "DELETE FROM artifacts WHERE image_digest = ?1 AND kind IN ('sbom', 'layer-sbom', 'usage-sbom', 'bom-index', 'image-config')",
             [&digest],
         )?;
         for (kind, format, blob, size) in &sboms {
@@ -261,6 +458,10 @@ fn run_scan(
     let summary = serde_json::to_string(&result.summary).map_err(|e| e.to_string())?;
     Ok((digest, summary))
 }
+
+/// The artefact (kind, format) of an image's config JSON as the image states it (labels,
+/// entrypoint, history), stored with every scan.
+pub(crate) const IMAGE_CONFIG: (&str, &str) = ("image-config", "oci-config-json");
 
 async fn get_scan(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     let row = {
@@ -327,73 +528,69 @@ fn default_view() -> String {
     "inventory".to_owned()
 }
 
+/// A stored SBOM of a scanned image, with its content type.
+pub(crate) struct StoredSbom {
+    pub bytes: Vec<u8>,
+    pub content_type: &'static str,
+}
+
+/// The stored SBOM of `digest` in `format` (`cdx-json`, `cdx-pb`, `spdx-json`) and `view`
+/// (`inventory`, `usage`). The error is a status and a sentence saying what to do.
+pub(crate) fn stored_sbom(
+    state: &AppState,
+    digest: &str,
+    format: &str,
+    view: &str,
+) -> Result<StoredSbom, (StatusCode, String)> {
+    if digest.parse::<Digest>().is_err() {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            format!("{digest}: an image digest is sha256:<64 hex>"),
+        ));
+    }
+    let content_type = match format {
+        "cdx-json" => "application/vnd.cyclonedx+json",
+        "cdx-pb" => "application/x.vnd.cyclonedx+protobuf",
+        "spdx-json" => "application/spdx+json",
+        _ => {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                "format is one of cdx-json, cdx-pb, spdx-json".to_owned(),
+            ));
+        }
+    };
+    let kind = match view {
+        "inventory" => "sbom",
+        "usage" => "usage-sbom",
+        _ => {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                "view is inventory (everything installed) or usage (what the entrypoint runs)"
+                    .to_owned(),
+            ));
+        }
+    };
+    match state.stores().artifact(digest, kind, format) {
+        Ok(Some(bytes)) => Ok(StoredSbom {
+            bytes,
+            content_type,
+        }),
+        Ok(None) => Err((
+            StatusCode::NOT_FOUND,
+            format!("no {view} SBOM in {format} for {digest}: scan the image first"),
+        )),
+        Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
 async fn get_sbom(
     State(state): State<AppState>,
     Path(digest): Path<String>,
     Query(query): Query<SbomQuery>,
 ) -> Response {
-    if digest.parse::<Digest>().is_err() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "the image digest is sha256:<64 hex>",
-        );
-    }
-    if !FORMATS.contains(&query.format.as_str()) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "format is one of cdx-json, cdx-pb, spdx-json",
-        );
-    }
-    let kind = match query.view.as_str() {
-        "inventory" => "sbom",
-        "usage" => "usage-sbom",
-        _ => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "view is inventory (everything installed) or usage (what the entrypoint runs)",
-            );
-        }
-    };
-    let blob: Result<Option<String>, _> = state
-        .stores()
-        .catalog
-        .connection()
-        .query_row(
-            "SELECT digest FROM artifacts WHERE image_digest = ?1 AND kind = ?3 AND format = ?2",
-            params![digest, query.format, kind],
-            |r| r.get(0),
-        )
-        .optional();
-    let blob = match blob {
-        Ok(Some(blob)) => blob,
-        Ok(None) => {
-            return error(
-                StatusCode::NOT_FOUND,
-                format!("no SBOM for {digest}: scan the image first"),
-            );
-        }
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
-    let Ok(blob) = blob.parse::<Digest>() else {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "catalog holds a malformed digest",
-        );
-    };
-    match state.stores().blobs.get(&blob) {
-        Ok(Some(bytes)) => {
-            let content_type = match query.format.as_str() {
-                "cdx-pb" => "application/x.vnd.cyclonedx+protobuf",
-                "spdx-json" => "application/spdx+json",
-                _ => "application/vnd.cyclonedx+json",
-            };
-            ([(header::CONTENT_TYPE, content_type)], bytes).into_response()
-        }
-        Ok(None) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("blob {blob} is missing"),
-        ),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    match stored_sbom(&state, &digest, &query.format, &query.view) {
+        Ok(sbom) => ([(header::CONTENT_TYPE, sbom.content_type)], sbom.bytes).into_response(),
+        Err((status, message)) => error(status, message),
     }
 }
 
@@ -403,69 +600,31 @@ struct DiffQuery {
     new: String,
 }
 
-/// The stored inventory CycloneDX SBOM of a scanned image.
-fn stored_sbom(state: &AppState, digest: &str) -> Result<Vec<u8>, (StatusCode, String)> {
-    if digest.parse::<Digest>().is_err() {
-        return Err((
-            StatusCode::BAD_REQUEST,
-            format!("{digest}: an image digest is sha256:<64 hex>"),
-        ));
-    }
-    let blob: Result<Option<String>, _> = state
-        .stores()
-        .catalog
-        .connection()
-        .query_row(
-            "SELECT digest FROM artifacts WHERE image_digest = ?1 AND kind = 'sbom' AND format = 'cdx-json'",
-            [digest],
-            |r| r.get(0),
-        )
-        .optional();
-    let blob = match blob {
-        Ok(Some(blob)) => blob,
-        Ok(None) => {
-            return Err((
-                StatusCode::NOT_FOUND,
-                format!("no SBOM for {digest}: scan the image first"),
-            ));
-        }
-        Err(e) => return Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+/// The diff of two scanned images (by image digest) from their stored inventory CycloneDX
+/// SBOMs; no layer is read: both scans already shared their layers through the cache.
+pub(crate) fn diff_images(
+    state: &AppState,
+    old: &str,
+    new: &str,
+) -> Result<stella_scanner::diff::ImageDiff, (StatusCode, String)> {
+    let side = |digest: &str, which: &str| {
+        let sbom = stored_sbom(state, digest, "cdx-json", "inventory")?;
+        stella_scanner::diff::DiffSide::from_cyclonedx(&sbom.bytes).map_err(|e| {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("{which} SBOM: {e}"),
+            )
+        })
     };
-    let Ok(blob) = blob.parse::<Digest>() else {
-        return Err((
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "catalog holds a malformed digest".to_owned(),
-        ));
-    };
-    match state.stores().blobs.get(&blob) {
-        Ok(Some(bytes)) => Ok(bytes),
-        Ok(None) => Err((
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("blob {blob} is missing"),
-        )),
-        Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
-    }
+    let old = side(old, "old")?;
+    let new = side(new, "new")?;
+    Ok(stella_scanner::diff::diff(&old, &new, None))
 }
 
-/// `GET /api/diff?old=<image digest>&new=<image digest>`: the diff of two scanned images from
-/// their stored inventory SBOMs (no layer is read: both scans already shared their layers
-/// through the cache).
+/// `GET /api/diff?old=<image digest>&new=<image digest>`: see [`diff_images`].
 async fn get_diff(State(state): State<AppState>, Query(query): Query<DiffQuery>) -> Response {
-    let sides = stored_sbom(&state, &query.old)
-        .and_then(|old| stored_sbom(&state, &query.new).map(|new| (old, new)));
-    let (old, new) = match sides {
-        Ok(sides) => sides,
-        Err((status, message)) => return error(status, message),
-    };
-    let parse = |bytes: &[u8], which: &str| -> Result<stella_scanner::diff::DiffSide, String> {
-        stella_scanner::diff::DiffSide::from_cyclonedx(bytes)
-            .map_err(|e| format!("{which} SBOM: {e}"))
-    };
-    let (old, new) = match (parse(&old, "old"), parse(&new, "new")) {
-        (Ok(old), Ok(new)) => (old, new),
-        (Err(message), _) | (_, Err(message)) => {
-            return error(StatusCode::INTERNAL_SERVER_ERROR, message);
-        }
-    };
-    Json(stella_scanner::diff::diff(&old, &new, None)).into_response()
+    match diff_images(&state, &query.old, &query.new) {
+        Ok(diff) => Json(diff).into_response(),
+        Err((status, message)) => error(status, message),
+    }
 }
