@@ -453,25 +453,22 @@ async fn image_page(
     // The usage view's SBOM holds the entry chains; the inventory view's usedByEntrypoint comes
     // from the BOM-Index (docs/bom-index.md).
     let usage = match stored_sbom(&state, &digest, "cdx-json", "usage") {
-        Ok(sbom) => Some(sbom.bytes),
+        Ok(sbom) => match read_bom(&sbom.bytes, |_| true) {
+            Ok(parsed) => Some(parsed),
+            Err(err) => return unreadable(chrome, "usage SBOM", err),
+        },
         Err((StatusCode::NOT_FOUND, _)) => None,
         Err((_, err)) => return unreadable(chrome, "usage SBOM", err),
     };
-    let (chains, unresolved, truncated) = match &usage {
-        Some(bytes) => match read_bom(bytes, |_| false) {
-            Ok((_, _, properties)) => entry_chains(&properties),
-            Err(err) => return unreadable(chrome, "usage SBOM", err),
-        },
-        None => Default::default(),
-    };
+    let has_usage = usage.is_some();
+    let (chains, unresolved, truncated) = usage
+        .as_ref()
+        .map(|(_, _, properties)| entry_chains(properties))
+        .unwrap_or_default();
     let (mut rows, name) = if view == "usage" {
-        match &usage {
-            Some(bytes) => match read_bom(bytes, |_| true) {
-                Ok((rows, name, _)) => (rows, name),
-                Err(err) => return unreadable(chrome, "usage SBOM", err),
-            },
-            None => (Vec::new(), String::new()),
-        }
+        usage
+            .map(|(rows, name, _)| (rows, name))
+            .unwrap_or_default()
     } else {
         let index = state
             .stores()
@@ -568,7 +565,7 @@ async fn image_page(
             chrome: chrome.page(format!("Image {reference}"), "scans"),
             columns: sort.columns(&params, &path, &COLUMNS),
             filtered: !(q.is_empty() && kind.is_empty() && layer.is_none()),
-            has_usage: usage.is_some(),
+            has_usage,
             scanned: When::parse(&facts.created_at, now),
             digest,
             reference,

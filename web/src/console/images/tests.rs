@@ -104,8 +104,14 @@ async fn image_page_searches_filters_sorts_pages_and_toggles_the_view() {
     );
 
     // The entry chain: the script step with its line, then why it stops.
-    assert!(page.body.contains("/app/start.sh"), "{}", page.body);
-    assert!(page.body.contains("unresolved"));
+    assert!(
+        page.body
+            .contains("<span class=\"at\">/app/start.sh:3</span>"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("<li class=\"unresolved\">"));
+    assert!(page.body.contains("missing-tool"));
     // The usage view: the entrypoint's script uses no catalogued component here.
     let page = env.get(&viewer, &format!("{path}?view=usage")).await;
     assert_eq!(page.status, StatusCode::OK);

@@ -51,6 +51,9 @@ pub(crate) fn test_image(dir: &Path, variant: u32) -> Digest {
     let mut base = LayerBuilder::new();
     base.file("var/lib/dpkg/status", dpkg_status().as_bytes(), 0o644)
         .unwrap();
+    // An executable shell, so that the entry script is interpreted (statically) up to the
+    // program that is missing.
+    base.file("bin/sh", b"not a real shell", 0o755).unwrap();
     let mut app = LayerBuilder::new();
     app.file(
         "app/start.sh",
