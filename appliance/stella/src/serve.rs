@@ -59,6 +59,15 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         detail: format!("{{\"version\":\"{}\"}}", stella_core::VERSION),
         request_id: None,
     })?;
+    let interrupted = stores
+        .catalog
+        .fail_interrupted_scans(&stella_core::rfc3339(clock.now_unix()))?;
+    if interrupted > 0 {
+        tracing::warn!(
+            interrupted,
+            "scans left running by an earlier daemon are marked failed"
+        );
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

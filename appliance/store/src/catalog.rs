@@ -305,6 +305,20 @@ impl Catalog {
             .map_err(|e| self.err(e))
     }
 
+    /// Marks every scan still `running` as failed: called once at daemon start, when no scan of
+    /// this process can be running, so scans a stop or crash cut short do not stay "running"
+    /// forever. Returns how many were marked.
+    pub fn fail_interrupted_scans(&self, finished_at: &str) -> Result<usize, StoreError> {
+        self.connection()
+            .execute(
+                "UPDATE scans SET status = 'failed', finished_at = ?1,
+                     error = 'interrupted: the daemon stopped during this scan; start the scan again'
+                 WHERE status = 'running'",
+                [finished_at],
+            )
+            .map_err(|e| self.err(e))
+    }
+
     /// The newest audit events, newest first.
     pub fn recent_audit(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError> {
         let conn = self.connection();
@@ -393,6 +407,41 @@ mod tests {
         }
         let err = Catalog::open(&path).unwrap_err().to_string();
         assert!(err.contains("newer than this release"), "{err}");
+    }
+
+    #[test]
+    fn interrupted_scans_are_failed_and_finished_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(&dir.path().join("c.sqlite")).unwrap();
+        for (id, status) in [("a", "running"), ("b", "succeeded"), ("c", "running")] {
+            catalog
+                .connection()
+                .execute(
+                    "INSERT INTO scans (id, image_ref, status, started_at) VALUES (?1, 'img', ?2, 't0')",
+                    [id, status],
+                )
+                .unwrap();
+        }
+        assert_eq!(catalog.fail_interrupted_scans("t1").unwrap(), 2);
+        let rows: Vec<(String, String, Option<String>)> = {
+            let conn = catalog.connection();
+            let mut stmt = conn
+                .prepare("SELECT id, status, finished_at FROM scans ORDER BY id")
+                .unwrap();
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(
+            rows,
+            vec![
+                ("a".into(), "failed".into(), Some("t1".into())),
+                ("b".into(), "succeeded".into(), None),
+                ("c".into(), "failed".into(), Some("t1".into())),
+            ]
+        );
+        assert_eq!(catalog.fail_interrupted_scans("t2").unwrap(), 0);
     }
 
     #[test]
