@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
@@ -14,7 +14,7 @@ use stella_importer::state::KitState;
 use stella_importer::{Advisory, EpssEntry, KevEntry, VexClaim};
 
 use crate::FeedError;
-use crate::index::{SearchIndex, write_index};
+use crate::index::{QueryProblem, SearchIndex, SearchPage, SearchRequest, write_index};
 
 /// `kind \0 channel \0 key` → canonical JSON of the record.
 const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
@@ -241,10 +241,17 @@ pub struct Generation {
     /// generation never changes, so the per-package index fills as packages are asked for
     /// and every later lookup is one hash probe with no decoding.
     packages: RwLock<HashMap<String, PackageList>>,
+    /// Every VEX claim by the product it covers, read once when first asked for.
+    vex_products: OnceLock<VexProducts>,
 }
 
 /// One package's advisories, ordered by id, then channel.
 pub type PackageList = Arc<[Arc<Advisory>]>;
+
+/// The products VEX claims cover (a claim's subcomponents, or its product when it names none:
+/// what `stella_decide::vex::claim_applies` matches against), each with its claims and their
+/// channels, ordered by product.
+pub type VexProducts = Arc<BTreeMap<String, Vec<(String, Arc<VexClaim>)>>>;
 
 impl std::fmt::Debug for Generation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -277,6 +284,7 @@ impl Generation {
             db,
             index,
             packages: RwLock::new(HashMap::new()),
+            vex_products: OnceLock::new(),
         })
     }
 
@@ -374,6 +382,15 @@ impl Generation {
     /// Ranked advisory search.
     pub fn search(&self, query: &str, limit: usize) -> Result<crate::SearchResults, FeedError> {
         self.index.search(query, limit)
+    }
+
+    /// Faceted search for the console: a query that does not parse is returned as a
+    /// [`QueryProblem`] to explain, not retried.
+    pub fn search_page(
+        &self,
+        request: &SearchRequest,
+    ) -> Result<Result<SearchPage, QueryProblem>, FeedError> {
+        self.index.search_page(request)
     }
 
     fn scan_prefix<V: redb::Value + 'static>(
@@ -479,15 +496,52 @@ impl Generation {
 
     /// VEX claims about `vulnerability`, from every channel.
     pub fn vex_claims_for(&self, vulnerability: &str) -> Result<Vec<VexClaim>, FeedError> {
+        Ok(self
+            .vex_claims_with_channel(vulnerability)?
+            .into_iter()
+            .map(|(_, claim)| claim)
+            .collect())
+    }
+
+    /// [`Generation::vex_claims_for`] with the channel that carried each claim.
+    pub fn vex_claims_with_channel(
+        &self,
+        vulnerability: &str,
+    ) -> Result<Vec<(String, VexClaim)>, FeedError> {
         let mut out = Vec::new();
         for rest in self.scan_prefix(VEX_BY_VULN, &format!("{vulnerability}\0"))? {
             if let Some((channel, key)) = rest.split_once('\0')
                 && let Some(claim) = self.record(Kind::Vex, channel, key)?
             {
-                out.push(claim);
+                out.push((channel.to_owned(), claim));
             }
         }
         Ok(out)
+    }
+
+    /// Every VEX claim by the product it covers. The first call decodes every claim; the
+    /// generation never changes, so later calls share that map.
+    pub fn vex_products(&self) -> Result<VexProducts, FeedError> {
+        if let Some(found) = self.vex_products.get() {
+            return Ok(found.clone());
+        }
+        let mut products: BTreeMap<String, Vec<(String, Arc<VexClaim>)>> = BTreeMap::new();
+        for (channel, claim) in self.records_of::<VexClaim>(Kind::Vex)? {
+            let claim = Arc::new(claim);
+            let covered = if claim.subcomponents.is_empty() {
+                std::slice::from_ref(&claim.product)
+            } else {
+                claim.subcomponents.as_slice()
+            };
+            for product in covered {
+                products
+                    .entry(product.clone())
+                    .or_default()
+                    .push((channel.clone(), claim.clone()));
+            }
+        }
+        // Two threads may build it at once; the first stored wins.
+        Ok(self.vex_products.get_or_init(|| Arc::new(products)).clone())
     }
 
     /// The KEV entry of a CVE, from the first channel that has one.

@@ -1,12 +1,24 @@
-//! The tantivy advisory index inside each feed generation: schema, writing, and ranked search.
+//! The tantivy advisory index inside each feed generation: schema, writing, ranked search, and
+//! the console's faceted search (filters, a page window, counts per ecosystem, channel and KEV
+//! over the whole result set, highlighted snippets).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use stella_importer::Advisory;
-use tantivy::collector::{Count, TopDocs};
-use tantivy::query::QueryParser;
-use tantivy::schema::{Field, INDEXED, STORED, STRING, Schema, TEXT, Value};
-use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, doc};
+use tantivy::collector::{Collector, Count, SegmentCollector, TopDocs};
+use tantivy::columnar::{Column, StrColumn};
+use tantivy::query::{
+    AllQuery, BooleanQuery, Occur, Query, QueryParser, QueryParserError, TermQuery,
+};
+use tantivy::schema::{
+    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, Value,
+};
+use tantivy::snippet::SnippetGenerator;
+use tantivy::{
+    DocAddress, DocId, Index, IndexReader, ReloadPolicy, Score, Searcher, SegmentReader,
+    TantivyDocument, Term, doc,
+};
 
 use crate::FeedError;
 
@@ -21,21 +33,58 @@ pub(crate) struct Fields {
     cvss: Field,
     kev: Field,
     channel: Field,
+    /// Ids of advisories that cover this one among others (DSA/DLA, USN). `None` in indexes
+    /// written before the field existed.
+    related: Option<Field>,
 }
+
+/// The fields a query may name (`field:value`), as the console explains them.
+pub const SEARCH_FIELDS: [&str; 9] = [
+    "id",
+    "alias",
+    "related",
+    "package",
+    "ecosystem",
+    "summary",
+    "channel",
+    "kev",
+    "cvss",
+];
 
 pub(crate) fn schema() -> (Schema, Fields) {
     let mut builder = Schema::builder();
+    // Ecosystem, channel and KEV are fast fields: the facet counts read them column-wise.
     let fields = Fields {
         id: builder.add_text_field("id", STRING | STORED),
         alias: builder.add_text_field("alias", STRING | STORED),
         package: builder.add_text_field("package", TEXT | STORED),
-        ecosystem: builder.add_text_field("ecosystem", STRING | STORED),
+        ecosystem: builder.add_text_field("ecosystem", STRING | STORED | FAST),
         summary: builder.add_text_field("summary", TEXT | STORED),
         cvss: builder.add_f64_field("cvss", INDEXED | STORED),
-        kev: builder.add_u64_field("kev", INDEXED | STORED),
-        channel: builder.add_text_field("channel", STRING | STORED),
+        kev: builder.add_u64_field("kev", INDEXED | STORED | FAST),
+        channel: builder.add_text_field("channel", STRING | STORED | FAST),
+        related: Some(builder.add_text_field("related", STRING | STORED)),
     };
     (builder.build(), fields)
+}
+
+impl Fields {
+    /// The handles of an index's own schema, which an older build may have written without
+    /// the newer fields.
+    fn of(schema: &Schema) -> Result<Self, tantivy::TantivyError> {
+        let field = |name: &str| schema.get_field(name);
+        Ok(Self {
+            id: field("id")?,
+            alias: field("alias")?,
+            package: field("package")?,
+            ecosystem: field("ecosystem")?,
+            summary: field("summary")?,
+            cvss: field("cvss")?,
+            kev: field("kev")?,
+            channel: field("channel")?,
+            related: field("related").ok(),
+        })
+    }
 }
 
 /// Writes a fresh index of `advisories` into `dir` (which must not exist yet).
@@ -64,6 +113,11 @@ pub(crate) fn write_index<'a>(
         );
         for alias in &advisory.aliases {
             document.add_text(f.alias, alias);
+        }
+        if let Some(related) = f.related {
+            for id in &advisory.related {
+                document.add_text(related, id);
+            }
         }
         for affected in &advisory.affected {
             document.add_text(f.package, &affected.package);
@@ -130,6 +184,128 @@ pub struct SearchResults {
     pub hits: Vec<SearchHit>,
 }
 
+/// A faceted search: query text, filters that narrow it, and the window of hits to return.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchRequest {
+    /// Tantivy query syntax; every word must match (`OR` for either). Empty matches every
+    /// advisory.
+    pub query: String,
+    /// Only advisories affecting a package of this ecosystem.
+    pub ecosystem: Option<String>,
+    /// Only advisories from this channel.
+    pub channel: Option<String>,
+    /// Only advisories that are (`true`) or are not (`false`) in CISA KEV.
+    pub kev: Option<bool>,
+    /// Hits to skip (best first).
+    pub offset: usize,
+    /// Hits to return.
+    pub limit: usize,
+}
+
+/// One value of a facet and how many matching advisories have it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FacetCount {
+    /// The value (an ecosystem or channel name).
+    pub value: String,
+    /// Matching advisories with this value.
+    pub count: u64,
+}
+
+/// Counts over the whole result set (not only the returned window).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Facets {
+    /// Per ecosystem, most advisories first; an advisory affecting packages of two ecosystems
+    /// counts in both.
+    pub ecosystems: Vec<FacetCount>,
+    /// Per channel, most advisories first.
+    pub channels: Vec<FacetCount>,
+    /// Matching advisories listed in CISA KEV.
+    pub kev: u64,
+    /// Matching advisories not listed in CISA KEV.
+    pub not_kev: u64,
+}
+
+/// A fragment of a snippet, highlighted when it matched the query.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SnippetPart {
+    /// The text.
+    pub text: String,
+    /// Whether it is a term the query matched.
+    pub matched: bool,
+}
+
+/// A hit of a faceted search with its summary snippet.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PageHit {
+    /// The hit.
+    #[serde(flatten)]
+    pub hit: SearchHit,
+    /// Up to about 200 characters of summary and details around the matched words.
+    pub snippet: Vec<SnippetPart>,
+}
+
+/// The answer to a [`SearchRequest`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SearchPage {
+    /// Matching advisories in all.
+    pub total: usize,
+    /// The requested window of hits, best first.
+    pub hits: Vec<PageHit>,
+    /// Counts over every matching advisory; `None` for an index written before facets existed.
+    pub facets: Option<Facets>,
+}
+
+/// Why a query does not parse, for the console to explain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryProblem {
+    /// `name:` names no field.
+    #[error("there is no field `{field}`")]
+    UnknownField {
+        /// The name before the `:`.
+        field: String,
+    },
+    /// A field that holds numbers was given something else (`kev:yes`).
+    #[error("`{field}` takes a number")]
+    NotANumber {
+        /// The numeric field, when known.
+        field: String,
+    },
+    /// Only `-word` exclusions: nothing to search for.
+    #[error("the query only excludes words")]
+    OnlyExclusions,
+    /// Unbalanced quotes or brackets, a dangling operator, and the like.
+    #[error("the query syntax is invalid ({detail})")]
+    Syntax {
+        /// The parser's own words.
+        detail: String,
+    },
+}
+
+impl QueryProblem {
+    fn from_parser(query: &str, err: QueryParserError) -> Self {
+        match err {
+            QueryParserError::FieldDoesNotExist(field) => Self::UnknownField { field },
+            QueryParserError::ExpectedInt(_)
+            | QueryParserError::ExpectedFloat(_)
+            | QueryParserError::ExpectedBool(_) => Self::NotANumber {
+                field: ["kev", "cvss"]
+                    .into_iter()
+                    .find(|f| query.contains(&format!("{f}:")))
+                    .unwrap_or("kev")
+                    .to_owned(),
+            },
+            QueryParserError::AllButQueryForbidden => Self::OnlyExclusions,
+            other => Self::Syntax {
+                detail: other.to_string(),
+            },
+        }
+    }
+}
+
+/// Characters of summary text in a snippet.
+const SNIPPET_CHARS: usize = 200;
+
 impl SearchIndex {
     pub(crate) fn open(dir: &Path) -> Result<Self, FeedError> {
         let err = |source| FeedError::Index {
@@ -142,10 +318,11 @@ impl SearchIndex {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .map_err(err)?;
+        let fields = Fields::of(&index.schema()).map_err(err)?;
         Ok(Self {
             index,
             reader,
-            fields: schema().1,
+            fields,
         })
     }
 
@@ -153,16 +330,27 @@ impl SearchIndex {
         self.reader.searcher().num_docs()
     }
 
+    /// A parser over id, aliases, related ids, package names and summary text, ids weighing
+    /// most.
+    fn parser(&self) -> QueryParser {
+        let f = self.fields;
+        let mut fields = vec![f.id, f.alias, f.package, f.summary];
+        fields.extend(f.related);
+        let mut parser = QueryParser::for_index(&self.index, fields);
+        parser.set_field_boost(f.id, 4.0);
+        parser.set_field_boost(f.alias, 4.0);
+        if let Some(related) = f.related {
+            parser.set_field_boost(related, 2.0);
+        }
+        parser.set_field_boost(f.package, 2.0);
+        parser
+    }
+
     /// Ranked search over id, aliases, package names and summary. Query syntax is tantivy's
     /// (`log4j`, `id:CVE-2021-44228`, `ecosystem:PyPI AND kev:1`); a query that does not parse
     /// is retried as plain words.
     pub(crate) fn search(&self, query: &str, limit: usize) -> Result<SearchResults, FeedError> {
-        let f = self.fields;
-        let mut parser =
-            QueryParser::for_index(&self.index, vec![f.id, f.alias, f.package, f.summary]);
-        parser.set_field_boost(f.id, 4.0);
-        parser.set_field_boost(f.alias, 4.0);
-        parser.set_field_boost(f.package, 2.0);
+        let parser = self.parser();
         let parsed = match parser.parse_query(query) {
             Ok(parsed) => parsed,
             Err(_) => {
@@ -187,37 +375,518 @@ impl SearchIndex {
                 &parsed,
                 &(TopDocs::with_limit(limit.max(1)).order_by_score(), Count),
             )
-            .map_err(|source| FeedError::Query(source.to_string()))?;
-        let mut hits = Vec::with_capacity(top.len());
-        for (score, address) in top {
-            let document: TantivyDocument = searcher
-                .doc(address)
-                .map_err(|source| FeedError::Query(source.to_string()))?;
-            let texts = |field| -> Vec<String> {
-                document
-                    .get_all(field)
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            };
-            let first = |field| texts(field).into_iter().next().unwrap_or_default();
-            let mut ecosystems = texts(f.ecosystem);
-            ecosystems.sort();
-            ecosystems.dedup();
-            hits.push(SearchHit {
-                id: first(f.id),
-                channel: first(f.channel),
-                aliases: texts(f.alias),
-                packages: texts(f.package),
-                ecosystems,
-                summary: first(f.summary),
-                cvss: document
-                    .get_first(f.cvss)
-                    .and_then(|v| v.as_f64())
-                    .unwrap_or(0.0),
-                kev: document.get_first(f.kev).and_then(|v| v.as_u64()) == Some(1),
-                score,
+            .map_err(query_err)?;
+        let hits = top
+            .into_iter()
+            .map(|(score, address)| Ok(self.hit(&self.document(&searcher, address)?, score)))
+            .collect::<Result<_, FeedError>>()?;
+        Ok(SearchResults { total, hits })
+    }
+
+    /// The console's search: the query must parse (a problem is returned, not guessed around),
+    /// filters narrow it, and the facet counts cover every match.
+    pub(crate) fn search_page(
+        &self,
+        request: &SearchRequest,
+    ) -> Result<Result<SearchPage, QueryProblem>, FeedError> {
+        let f = self.fields;
+        let text = request.query.trim();
+        let main: Box<dyn Query> = if text.is_empty() {
+            Box::new(AllQuery)
+        } else {
+            let mut parser = self.parser();
+            parser.set_conjunction_by_default();
+            match parser.parse_query(text) {
+                Ok(parsed) => parsed,
+                Err(err) => return Ok(Err(QueryProblem::from_parser(text, err))),
+            }
+        };
+        let term = |term: Term| -> (Occur, Box<dyn Query>) {
+            (
+                Occur::Must,
+                Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
+            )
+        };
+        let mut clauses = vec![(Occur::Must, main.box_clone())];
+        if let Some(ecosystem) = &request.ecosystem {
+            clauses.push(term(Term::from_field_text(f.ecosystem, ecosystem)));
+        }
+        if let Some(channel) = &request.channel {
+            clauses.push(term(Term::from_field_text(f.channel, channel)));
+        }
+        if let Some(kev) = request.kev {
+            clauses.push(term(Term::from_field_u64(f.kev, u64::from(kev))));
+        }
+        let query = BooleanQuery::new(clauses);
+        let searcher = self.reader.searcher();
+        let window = TopDocs::with_limit(request.limit.max(1))
+            .and_offset(request.offset)
+            .order_by_score();
+        let (top, (total, facets)) = searcher
+            .search(&query, &(window, FacetCollector))
+            .map_err(query_err)?;
+        let snippets = SnippetGenerator::create(&searcher, &*main, f.summary)
+            .map(|mut generator| {
+                generator.set_max_num_chars(SNIPPET_CHARS);
+                generator
+            })
+            .map_err(query_err)?;
+        let hits = top
+            .into_iter()
+            .map(|(score, address)| {
+                let document = self.document(&searcher, address)?;
+                let hit = self.hit(&document, score);
+                let snippet = snippet(&snippets, &document, &hit.summary);
+                Ok(PageHit { hit, snippet })
+            })
+            .collect::<Result<_, FeedError>>()?;
+        Ok(Ok(SearchPage {
+            total: total as usize,
+            hits,
+            facets,
+        }))
+    }
+
+    fn document(
+        &self,
+        searcher: &Searcher,
+        address: DocAddress,
+    ) -> Result<TantivyDocument, FeedError> {
+        searcher.doc(address).map_err(query_err)
+    }
+
+    fn hit(&self, document: &TantivyDocument, score: Score) -> SearchHit {
+        let f = self.fields;
+        let texts = |field| -> Vec<String> {
+            document
+                .get_all(field)
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        };
+        let first = |field| texts(field).into_iter().next().unwrap_or_default();
+        let mut ecosystems = texts(f.ecosystem);
+        ecosystems.sort();
+        ecosystems.dedup();
+        SearchHit {
+            id: first(f.id),
+            channel: first(f.channel),
+            aliases: texts(f.alias),
+            packages: texts(f.package),
+            ecosystems,
+            summary: first(f.summary),
+            cvss: document
+                .get_first(f.cvss)
+                .and_then(|v| v.as_f64())
+                .unwrap_or(0.0),
+            kev: document.get_first(f.kev).and_then(|v| v.as_u64()) == Some(1),
+            score,
+        }
+    }
+}
+
+fn query_err(source: tantivy::TantivyError) -> FeedError {
+    FeedError::Query(source.to_string())
+}
+
+/// The snippet of `document` around the query's words; without a matched word (an empty query,
+/// a match on the id only), the start of the summary.
+fn snippet(
+    generator: &SnippetGenerator,
+    document: &TantivyDocument,
+    summary: &str,
+) -> Vec<SnippetPart> {
+    let found = generator.snippet_from_doc(document);
+    if found.highlighted().is_empty() {
+        let mut text: String = summary.chars().take(SNIPPET_CHARS).collect();
+        if text.len() < summary.len() {
+            text.push('…');
+        }
+        return vec![SnippetPart {
+            text,
+            matched: false,
+        }];
+    }
+    let fragment = found.fragment();
+    let mut parts = Vec::new();
+    let mut at = 0;
+    for range in found.highlighted() {
+        if range.start > at {
+            parts.push(SnippetPart {
+                text: fragment[at..range.start].to_owned(),
+                matched: false,
             });
         }
-        Ok(SearchResults { total, hits })
+        parts.push(SnippetPart {
+            text: fragment[range.clone()].to_owned(),
+            matched: true,
+        });
+        at = range.end;
+    }
+    if at < fragment.len() {
+        parts.push(SnippetPart {
+            text: fragment[at..].to_owned(),
+            matched: false,
+        });
+    }
+    parts
+}
+
+/// Counts matching documents, and per ecosystem, channel and KEV flag, from the fast columns.
+struct FacetCollector;
+
+/// Counts of one segment, or of all of them.
+#[derive(Default)]
+struct FacetCounts {
+    ecosystems: BTreeMap<String, u64>,
+    channels: BTreeMap<String, u64>,
+    /// `[not in KEV, in KEV]`.
+    kev: [u64; 2],
+}
+
+/// Per-segment counts by term ordinal, named at harvest. Without fast columns (an index written
+/// before facets existed) only the total is counted.
+struct SegmentFacets {
+    total: u64,
+    columns: Option<(StrColumn, StrColumn, Column<u64>)>,
+    ecosystems: BTreeMap<u64, u64>,
+    channels: BTreeMap<u64, u64>,
+    kev: [u64; 2],
+    /// A document's ecosystem ordinals, deduplicated (an advisory names an ecosystem once per
+    /// affected package).
+    scratch: BTreeSet<u64>,
+}
+
+impl Collector for FacetCollector {
+    type Fruit = (u64, Option<Facets>);
+    type Child = SegmentFacets;
+
+    fn for_segment(&self, _segment: u32, reader: &SegmentReader) -> tantivy::Result<SegmentFacets> {
+        let fast = reader.fast_fields();
+        let columns = match (
+            fast.str("ecosystem")?,
+            fast.str("channel")?,
+            fast.column_opt::<u64>("kev")?,
+        ) {
+            (Some(ecosystem), Some(channel), Some(kev)) => Some((ecosystem, channel, kev)),
+            _ => None,
+        };
+        Ok(SegmentFacets {
+            total: 0,
+            columns,
+            ecosystems: BTreeMap::new(),
+            channels: BTreeMap::new(),
+            kev: [0; 2],
+            scratch: BTreeSet::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(
+        &self,
+        segments: Vec<(u64, Option<FacetCounts>)>,
+    ) -> tantivy::Result<(u64, Option<Facets>)> {
+        let total = segments.iter().map(|(n, _)| n).sum();
+        let mut all = FacetCounts::default();
+        for (_, counts) in segments {
+            // A segment without facets leaves the whole result without them.
+            let Some(counts) = counts else {
+                return Ok((total, None));
+            };
+            for (into, from) in [
+                (&mut all.ecosystems, counts.ecosystems),
+                (&mut all.channels, counts.channels),
+            ] {
+                for (value, count) in from {
+                    *into.entry(value).or_default() += count;
+                }
+            }
+            all.kev[0] += counts.kev[0];
+            all.kev[1] += counts.kev[1];
+        }
+        let ranked = |counts: BTreeMap<String, u64>| {
+            let mut list: Vec<FacetCount> = counts
+                .into_iter()
+                .map(|(value, count)| FacetCount { value, count })
+                .collect();
+            // Stable: equal counts stay in name order.
+            list.sort_by_key(|f| std::cmp::Reverse(f.count));
+            list
+        };
+        Ok((
+            total,
+            Some(Facets {
+                ecosystems: ranked(all.ecosystems),
+                channels: ranked(all.channels),
+                kev: all.kev[1],
+                not_kev: all.kev[0],
+            }),
+        ))
+    }
+}
+
+impl SegmentCollector for SegmentFacets {
+    type Fruit = (u64, Option<FacetCounts>);
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        self.total += 1;
+        let Some((ecosystem, channel, kev)) = &self.columns else {
+            return;
+        };
+        self.scratch.clear();
+        self.scratch.extend(ecosystem.term_ords(doc));
+        for ord in &self.scratch {
+            *self.ecosystems.entry(*ord).or_default() += 1;
+        }
+        if let Some(ord) = channel.term_ords(doc).next() {
+            *self.channels.entry(ord).or_default() += 1;
+        }
+        let flagged = kev.first(doc) == Some(1);
+        self.kev[usize::from(flagged)] += 1;
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        let Some((ecosystem_column, channel_column, _)) = &self.columns else {
+            return (self.total, None);
+        };
+        let name = |column: &StrColumn, ords: &BTreeMap<u64, u64>| {
+            let mut named = BTreeMap::new();
+            for (ord, count) in ords {
+                let mut value = String::new();
+                // An ordinal the dictionary cannot resolve would be a corrupt index; the
+                // facets are then left out rather than wrong.
+                match column.ord_to_str(*ord, &mut value) {
+                    Ok(true) => {
+                        named.insert(value, *count);
+                    }
+                    _ => return None,
+                }
+            }
+            Some(named)
+        };
+        let counts = match (
+            name(ecosystem_column, &self.ecosystems),
+            name(channel_column, &self.channels),
+        ) {
+            (Some(ecosystems), Some(channels)) => Some(FacetCounts {
+                ecosystems,
+                channels,
+                kev: self.kev,
+            }),
+            _ => None,
+        };
+        (self.total, counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use stella_importer::model::{Affected, KevFlag};
+
+    use super::*;
+
+    fn advisory(id: &str, ecosystems: &[(&str, &str)], summary: &str, kev: bool) -> Advisory {
+        let mut advisory = Advisory::new(id, format!("osv:{id}"));
+        advisory.summary = Some(summary.to_owned());
+        for (ecosystem, package) in ecosystems {
+            advisory.affected.push(Affected {
+                ecosystem: (*ecosystem).into(),
+                package: (*package).into(),
+                purl: None,
+                ranges: Vec::new(),
+                requirements: Vec::new(),
+                versions: Vec::new(),
+                fixed: Vec::new(),
+                distro: Vec::new(),
+                source: format!("osv:{id}"),
+            });
+        }
+        advisory.kev = kev.then(|| KevFlag {
+            date_added: "2024-01-01".into(),
+            due_date: None,
+            ransomware: None,
+        });
+        advisory
+    }
+
+    fn index() -> (tempfile::TempDir, SearchIndex) {
+        let mut dsa = advisory(
+            "CVE-2024-0003",
+            &[
+                ("Debian", "openssl"),
+                ("Debian", "openssl"),
+                ("Alpine", "openssl"),
+            ],
+            "Buffer overflow in the TLS handshake",
+            true,
+        );
+        dsa.related.insert("DSA-5500-1".into());
+        let mut ghsa = advisory(
+            "GHSA-aaaa-bbbb-cccc",
+            &[("PyPI", "requests")],
+            "Header injection in requests",
+            false,
+        );
+        ghsa.aliases.insert("CVE-2024-0001".into());
+        let advisories = [
+            ("stable", ghsa),
+            (
+                "stable",
+                advisory(
+                    "CVE-2024-0002",
+                    &[("PyPI", "urllib3")],
+                    "Proxy credentials leak in urllib3",
+                    false,
+                ),
+            ),
+            ("stable", dsa),
+            (
+                "vendor",
+                advisory(
+                    "CVE-2024-0004",
+                    &[("npm", "left-pad")],
+                    "Proxy bypass in left-pad",
+                    true,
+                ),
+            ),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index");
+        write_index(&path, advisories.iter().map(|(c, a)| (*c, a))).unwrap();
+        let index = SearchIndex::open(&path).unwrap();
+        (dir, index)
+    }
+
+    fn page(index: &SearchIndex, request: SearchRequest) -> SearchPage {
+        index
+            .search_page(&SearchRequest {
+                limit: request.limit.max(10),
+                ..request
+            })
+            .unwrap()
+            .unwrap()
+    }
+
+    fn ids(page: &SearchPage) -> Vec<&str> {
+        page.hits.iter().map(|h| h.hit.id.as_str()).collect()
+    }
+
+    #[test]
+    fn facets_count_every_match_once_per_advisory() {
+        let (_dir, index) = index();
+        let all = page(&index, SearchRequest::default());
+        assert_eq!(all.total, 4);
+        let facets = all.facets.unwrap();
+        let count = |list: &[FacetCount], value: &str| {
+            list.iter().find(|f| f.value == value).map(|f| f.count)
+        };
+        // The Debian advisory names Debian twice but counts once.
+        assert_eq!(count(&facets.ecosystems, "Debian"), Some(1));
+        assert_eq!(count(&facets.ecosystems, "PyPI"), Some(2));
+        assert_eq!(facets.ecosystems[0].value, "PyPI");
+        assert_eq!(count(&facets.channels, "stable"), Some(3));
+        assert_eq!((facets.kev, facets.not_kev), (2, 2));
+        // A one-row window still counts the whole result set.
+        let window = index
+            .search_page(&SearchRequest {
+                query: "proxy".into(),
+                limit: 1,
+                ..SearchRequest::default()
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!((window.total, window.hits.len()), (2, 1));
+        assert_eq!(window.facets.unwrap().kev, 1);
+    }
+
+    #[test]
+    fn filters_narrow_and_offsets_page() {
+        let (_dir, index) = index();
+        let kev = page(
+            &index,
+            SearchRequest {
+                kev: Some(true),
+                channel: Some("stable".into()),
+                ..SearchRequest::default()
+            },
+        );
+        assert_eq!(ids(&kev), ["CVE-2024-0003"]);
+        let pypi = page(
+            &index,
+            SearchRequest {
+                ecosystem: Some("PyPI".into()),
+                ..SearchRequest::default()
+            },
+        );
+        assert_eq!(pypi.total, 2);
+        let second = page(
+            &index,
+            SearchRequest {
+                ecosystem: Some("PyPI".into()),
+                offset: 1,
+                ..SearchRequest::default()
+            },
+        );
+        assert_eq!(second.hits.len(), 1);
+        assert_ne!(second.hits[0].hit.id, pypi.hits[0].hit.id);
+    }
+
+    #[test]
+    fn ids_aliases_related_packages_and_words_are_found() {
+        let (_dir, index) = index();
+        let query = |q: &str| SearchRequest {
+            query: q.into(),
+            ..SearchRequest::default()
+        };
+        assert_eq!(
+            ids(&page(&index, query("CVE-2024-0002"))),
+            ["CVE-2024-0002"]
+        );
+        assert_eq!(
+            ids(&page(&index, query("CVE-2024-0001"))),
+            ["GHSA-aaaa-bbbb-cccc"]
+        );
+        assert_eq!(ids(&page(&index, query("DSA-5500-1"))), ["CVE-2024-0003"]);
+        assert_eq!(ids(&page(&index, query("urllib3"))), ["CVE-2024-0002"]);
+        // Every word must match.
+        let found = page(&index, query("proxy credentials"));
+        assert_eq!(ids(&found), ["CVE-2024-0002"]);
+        let snippet = &found.hits[0].snippet;
+        assert!(
+            snippet.iter().any(|p| p.matched && p.text == "credentials"),
+            "{snippet:?}"
+        );
+    }
+
+    #[test]
+    fn query_problems_are_returned_not_guessed() {
+        let (_dir, index) = index();
+        let problem = |q: &str| {
+            index
+                .search_page(&SearchRequest {
+                    query: q.into(),
+                    limit: 10,
+                    ..SearchRequest::default()
+                })
+                .unwrap()
+                .unwrap_err()
+        };
+        assert_eq!(
+            problem("note: overflow"),
+            QueryProblem::UnknownField {
+                field: "note".into()
+            }
+        );
+        assert!(matches!(
+            problem("kev:yes"),
+            QueryProblem::NotANumber { .. }
+        ));
+        assert!(matches!(problem("(overflow"), QueryProblem::Syntax { .. }));
+        // The lenient API keeps retrying as words.
+        assert_eq!(index.search("note: overflow", 10).unwrap().total, 1);
     }
 }

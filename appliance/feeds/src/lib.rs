@@ -13,12 +13,15 @@ mod index;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-pub use generation::{Counts, Generation, PackageList};
+pub use generation::{Counts, Generation, PackageList, VexProducts};
 pub use import::{
     ChannelFreshness, ImportError, ImportOptions, ImportOutcome, ImportReport, KitImportRecord,
     Rejection,
 };
-pub use index::{SearchHit, SearchResults};
+pub use index::{
+    FacetCount, Facets, PageHit, QueryProblem, SEARCH_FIELDS, SearchHit, SearchPage, SearchRequest,
+    SearchResults, SnippetPart,
+};
 use stella_store::Catalog;
 
 /// Why the feed store failed. Kit rejections are not errors of the store: see [`Rejection`].
