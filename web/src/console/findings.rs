@@ -56,20 +56,6 @@ pub(crate) fn findings_path(image: &Digest) -> String {
     format!("/console/images/{image}/findings")
 }
 
-/// A path segment with everything but unreserved characters percent-encoded (advisory ids
-/// come from kits and may hold any character).
-fn path_segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 /// The filters as given, each one of its allowed values or empty (unknown values are ignored).
 #[derive(Debug, Clone, Default)]
 struct Filters {
@@ -153,7 +139,7 @@ impl Row {
         let layer_short = layer.get(..19).unwrap_or(&layer).to_owned();
         Self {
             advisory: finding.advisory.id.clone(),
-            advisory_href: format!("/console/advisories/{}", path_segment(&finding.advisory.id)),
+            advisory_href: super::advisories::advisory_href(&finding.advisory.id),
             aliases: finding.advisory.aliases.join(", "),
             summary: finding.advisory.summary.clone().unwrap_or_default(),
             purl: finding.component.purl.clone(),
@@ -520,13 +506,10 @@ pub(crate) mod tests {
     use axum::http::{Method, Request, StatusCode, header};
     use stella_importer::model::{Affected, Severity};
     use stella_importer::vex::{VexFormat, VexStatus};
-    use stella_importer::{
-        Advisory, EpssEntry, KevEntry, KeyProtection, KitContents, KitParams, SigningKey,
-        TrustedKeys, VexClaim, generate_key_pair, write_kit,
-    };
+    use stella_importer::{Advisory, EpssEntry, KevEntry, KitContents, VexClaim};
     use stella_store::rusqlite::params;
 
-    use crate::console::testing::{ConsoleEnv, T0};
+    use crate::console::testing::ConsoleEnv;
 
     /// The scanned image of these tests.
     pub(crate) const IMAGE: &str =
@@ -621,40 +604,7 @@ pub(crate) mod tests {
             }],
             ..KitContents::default()
         };
-        let pair = generate_key_pair(KeyProtection::Unencrypted, "console test").unwrap();
-        let key = SigningKey::from_minisign_file_contents(&pair.secret_key_file, None).unwrap();
-        let created = time::OffsetDateTime::from_unix_timestamp(T0 as i64 - 86_400).unwrap();
-        let kit = write_kit(
-            &contents,
-            &KitParams {
-                channel: "stable".into(),
-                sequence: 1,
-                created,
-                expires: created + time::Duration::days(30),
-                base: None,
-                sources: Vec::new(),
-            },
-            &key,
-        )
-        .unwrap();
-        let options = stella_feeds::ImportOptions {
-            trusted_keys: TrustedKeys::from_texts([pair.public_key_file.as_str()]).unwrap(),
-            limits: stella_importer::Limits::default(),
-            dry_run: false,
-            actor: "test".into(),
-            origin: "test kit".into(),
-            request_id: None,
-            quarantine_dir: None,
-        };
-        env.state
-            .feeds()
-            .import(
-                &env.state.stores().catalog,
-                &kit.archive,
-                &options,
-                &stella_core::FixedClock(T0),
-            )
-            .unwrap();
+        crate::console::advisories::tests::load(env, &contents);
     }
 
     /// Stores `image` as scanned, with a CycloneDX SBOM of `packages` (name, used by the
