@@ -2,8 +2,9 @@
 //! the console's faceted search (filters, a page window, counts per ecosystem, channel and KEV
 //! over the whole result set, highlighted snippets).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
+use std::str::FromStr;
 
 use stella_importer::Advisory;
 use tantivy::collector::{Collector, Count, SegmentCollector, TopDocs};
@@ -104,12 +105,13 @@ pub(crate) fn write_index<'a>(
         .writer_with_num_threads::<TantivyDocument>(1, 64 << 20)
         .map_err(err)?;
     let mut count = 0u64;
+    let mut scores = HashMap::new();
     for (channel, advisory) in advisories {
         let mut document = doc!(
             f.id => advisory.id.as_str(),
             f.channel => channel,
             f.kev => u64::from(advisory.kev.is_some()),
-            f.cvss => max_cvss(advisory),
+            f.cvss => max_cvss(advisory, &mut scores),
         );
         for alias in &advisory.aliases {
             document.add_text(f.alias, alias);
@@ -137,11 +139,20 @@ pub(crate) fn write_index<'a>(
     Ok(count)
 }
 
-fn max_cvss(advisory: &Advisory) -> f64 {
+/// The highest CVSS base score of an advisory: the source's score, else the one its vector
+/// gives (OSV records carry only vectors), scored once per distinct vector; 0 when none.
+fn max_cvss(advisory: &Advisory, scores: &mut HashMap<String, Option<f64>>) -> f64 {
     advisory
         .severities
         .iter()
-        .filter_map(|s| s.score)
+        .filter(|s| !s.kind.eq_ignore_ascii_case("TEXT"))
+        .filter_map(|s| {
+            s.score.or_else(|| {
+                *scores
+                    .entry(s.vector.clone())
+                    .or_insert_with(|| cvss::Cvss::from_str(&s.vector).ok().map(|c| c.score()))
+            })
+        })
         .fold(0.0, f64::max)
 }
 
@@ -725,6 +736,12 @@ mod tests {
             true,
         );
         dsa.related.insert("DSA-5500-1".into());
+        dsa.severities.push(stella_importer::model::Severity {
+            kind: "CVSS_V3".into(),
+            vector: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H".into(),
+            score: None,
+            source: "osv:CVE-2024-0003".into(),
+        });
         let mut ghsa = advisory(
             "GHSA-aaaa-bbbb-cccc",
             &[("PyPI", "requests")],
@@ -850,7 +867,14 @@ mod tests {
             ids(&page(&index, query("CVE-2024-0001"))),
             ["GHSA-aaaa-bbbb-cccc"]
         );
-        assert_eq!(ids(&page(&index, query("DSA-5500-1"))), ["CVE-2024-0003"]);
+        let related = page(&index, query("DSA-5500-1"));
+        assert_eq!(ids(&related), ["CVE-2024-0003"]);
+        // Scored from its vector alone.
+        assert_eq!(related.hits[0].hit.cvss, 9.8);
+        assert_eq!(
+            ids(&page(&index, query("cvss:[9 TO 10]"))),
+            ["CVE-2024-0003"]
+        );
         assert_eq!(ids(&page(&index, query("urllib3"))), ["CVE-2024-0002"]);
         // Every word must match.
         let found = page(&index, query("proxy credentials"));
