@@ -13,24 +13,20 @@
 //! `docs/console.md` (Benchmarks, "Advisory search page").
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::Arc;
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use common::T0;
 use criterion::Criterion;
 use stella_feeds::{Generation, ImportOptions, ImportOutcome, SearchRequest};
 use stella_importer::model::{Affected, KevFlag, Severity};
 use stella_importer::signing::{KeyProtection, generate_key_pair};
 use stella_importer::writer::{KitContents, KitParams, write_kit};
 use stella_importer::{Advisory, Limits, SigningKey, TrustedKeys};
-use stella_store::{SessionRecord, Stores, UserRecord};
-use stella_web::auth::{AuthSettings, SESSION_COOKIE};
-use stella_web::{AppState, Authority};
-use tower::ServiceExt as _;
+use stella_web::AppState;
 
-const T0: u64 = 1_764_416_400;
 const ADVISORIES: usize = 50_000;
 const ECOSYSTEMS: [&str; 6] = ["PyPI", "npm", "Go", "crates.io", "Debian", "Alpine"];
 const WORDS: [&str; 40] = [
@@ -144,37 +140,6 @@ fn advisory(i: usize, rng: &mut Lcg) -> Advisory {
     advisory
 }
 
-fn state(dir: &std::path::Path) -> AppState {
-    let stores = Arc::new(Stores::open(dir).unwrap());
-    let clock: Arc<dyn stella_core::Clock> = Arc::new(stella_core::FixedClock(T0));
-    let authority = Authority::with_signer(
-        Arc::new(stella_authority::SoftwareSigner::generate().unwrap()),
-        AuthSettings {
-            issuer: "http://stella.bench".into(),
-            https: false,
-            token_lifetime: stella_authority::TokenLifetime::clamped(300),
-            session_lifetime_secs: 3600,
-            allow_bearer_tokens: false,
-            throttle: stella_authority::LoginThrottle {
-                lockout_after: 3,
-                lockout_secs: 600,
-                base_backoff_secs: 1,
-            },
-        },
-        clock.clone(),
-    )
-    .unwrap();
-    let feeds = Arc::new(stella_feeds::FeedStore::open(stores.dir(), &stores.catalog).unwrap());
-    AppState::new(
-        stores,
-        feeds,
-        Arc::new(authority),
-        stella_core::Config::default(),
-        clock,
-        None,
-    )
-}
-
 fn import(state: &AppState, kit: &[u8], trusted: &TrustedKeys) {
     let options = ImportOptions {
         trusted_keys: trusted.clone(),
@@ -237,55 +202,9 @@ fn load(state: &AppState) -> String {
     format!("synthetic generation of {ADVISORIES} advisories")
 }
 
-fn sign_in(state: &AppState) -> String {
-    let catalog = &state.stores().catalog;
-    catalog
-        .insert_user(&UserRecord {
-            name: "val".into(),
-            password_hash: "$argon2id$unused".into(),
-            role: "viewer".into(),
-            must_change: false,
-            failures: 0,
-            last_failure: 0,
-            created_at: T0,
-        })
-        .unwrap();
-    let cookie = stella_authority::random_token().unwrap();
-    catalog
-        .insert_session(&SessionRecord {
-            id_hash: stella_authority::sha256_b64url(&cookie),
-            user_name: "val".into(),
-            csrf: "bench".into(),
-            created_at: T0,
-            expires_at: T0 + 3600,
-        })
-        .unwrap();
-    format!("{SESSION_COOKIE}={cookie}")
-}
-
-async fn get(router: &Router, cookie: &str, path: &str) -> usize {
-    let response = router
-        .clone()
-        .oneshot(
-            Request::builder()
-                .uri(path)
-                .header(header::HOST, "stella.bench")
-                .header(header::COOKIE, cookie)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    axum::body::to_bytes(response.into_body(), 64 << 20)
-        .await
-        .unwrap()
-        .len()
-}
-
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let state = state(dir.path());
+    let state = common::state(dir.path());
     let started = std::time::Instant::now();
     let loaded = load(&state);
     let generation: Arc<Generation> = state.feeds().current().unwrap();
@@ -294,7 +213,7 @@ fn bench(c: &mut Criterion) {
         generation.indexed(),
         started.elapsed().as_secs_f64()
     );
-    let cookie = sign_in(&state);
+    let cookie = common::viewer_cookie(state.stores());
     let router = stella_web::router(state.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -334,7 +253,7 @@ fn bench(c: &mut Criterion) {
         );
         let mut group = c.benchmark_group(format!("advisory_search/{name}"));
         group.bench_function("console page through the router", |b| {
-            b.iter(|| runtime.block_on(get(&router, &cookie, black_box(&path))))
+            b.iter(|| runtime.block_on(common::get(&router, &cookie, black_box(&path))))
         });
         group.bench_function("Generation::search_page (facets, snippets)", |b| {
             b.iter(|| {

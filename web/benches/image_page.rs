@@ -9,12 +9,11 @@
 //! `docs/console.md` (Benchmarks).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
 use std::hint::black_box;
 
 use criterion::Criterion;
@@ -22,16 +21,11 @@ use serde_json::{Value, json};
 use stella_scanner::Digest;
 use stella_scanner::bomindex::{BomIndex, IndexedComponent};
 use stella_store::rusqlite::params;
-use stella_store::{SessionRecord, Stores, UserRecord};
-use stella_web::auth::{AuthSettings, SESSION_COOKIE};
-use stella_web::{AppState, Authority};
-use tower::ServiceExt as _;
 
 const COMPONENTS: usize = 5_000;
 const LAYERS: usize = 5;
 /// Components the entrypoint uses (every tenth).
 const USED_EVERY: usize = 10;
-const T0: u64 = 1_764_416_400;
 const ECOSYSTEMS: [&str; 5] = ["deb", "npm", "pypi", "maven", "golang"];
 
 fn property(name: &str, value: &str) -> Value {
@@ -106,41 +100,10 @@ struct Bench {
     inventory: Value,
 }
 
-fn state(dir: &std::path::Path) -> AppState {
-    let stores = Arc::new(Stores::open(dir).unwrap());
-    let clock: Arc<dyn stella_core::Clock> = Arc::new(stella_core::FixedClock(T0));
-    let authority = Authority::with_signer(
-        Arc::new(stella_authority::SoftwareSigner::generate().unwrap()),
-        AuthSettings {
-            issuer: "http://stella.bench".into(),
-            https: false,
-            token_lifetime: stella_authority::TokenLifetime::clamped(300),
-            session_lifetime_secs: 3600,
-            allow_bearer_tokens: false,
-            throttle: stella_authority::LoginThrottle {
-                lockout_after: 3,
-                lockout_secs: 600,
-                base_backoff_secs: 1,
-            },
-        },
-        clock.clone(),
-    )
-    .unwrap();
-    let feeds = Arc::new(stella_feeds::FeedStore::open(stores.dir(), &stores.catalog).unwrap());
-    AppState::new(
-        stores,
-        feeds,
-        Arc::new(authority),
-        stella_core::Config::default(),
-        clock,
-        None,
-    )
-}
-
 /// A data directory holding one scanned image of 5,000 components and a viewer's session.
 fn setup() -> Bench {
     let dir = tempfile::tempdir().unwrap();
-    let state = state(dir.path());
+    let state = common::state(dir.path());
     let stores = state.stores().clone();
     let layers: Vec<Digest> = (0..LAYERS)
         .map(|i| Digest::of_bytes(format!("layer {i}").as_bytes()))
@@ -222,7 +185,7 @@ fn setup() -> Bench {
     index.components = indexed;
     let index = index.to_bytes();
 
-    let now = stella_core::rfc3339(T0);
+    let now = stella_core::rfc3339(common::T0);
     let digest = image.to_string();
     let mut artefacts = vec![
         ("sbom", "cdx-json", serde_json::to_vec(&inventory).unwrap()),
@@ -262,33 +225,11 @@ fn setup() -> Bench {
     }
     // The catalog hands out one connection at a time.
     drop(conn);
-    stores
-        .catalog
-        .insert_user(&UserRecord {
-            name: "val".into(),
-            password_hash: "$argon2id$unused".into(),
-            role: "viewer".into(),
-            must_change: false,
-            failures: 0,
-            last_failure: 0,
-            created_at: T0,
-        })
-        .unwrap();
-    let cookie = stella_authority::random_token().unwrap();
-    stores
-        .catalog
-        .insert_session(&SessionRecord {
-            id_hash: stella_authority::sha256_b64url(&cookie),
-            user_name: "val".into(),
-            csrf: "bench-csrf".into(),
-            created_at: T0,
-            expires_at: T0 + 3600,
-        })
-        .unwrap();
+    let cookie = common::viewer_cookie(&stores);
     Bench {
         _dir: dir,
         router: stella_web::router(state),
-        cookie: format!("{SESSION_COOKIE}={cookie}"),
+        cookie,
         digest,
         inventory,
     }
@@ -296,27 +237,9 @@ fn setup() -> Bench {
 
 /// One page request through the router; returns the body length (checked to be a full page).
 fn get(runtime: &tokio::runtime::Runtime, bench: &Bench, path: &str) -> usize {
-    runtime.block_on(async {
-        let response = bench
-            .router
-            .clone()
-            .oneshot(
-                Request::builder()
-                    .uri(path)
-                    .header(header::HOST, "stella.bench")
-                    .header(header::COOKIE, &bench.cookie)
-                    .body(Body::empty())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        let body = axum::body::to_bytes(response.into_body(), 64 << 20)
-            .await
-            .unwrap();
-        assert!(body.len() > 10_000);
-        body.len()
-    })
+    let body = runtime.block_on(common::get(&bench.router, &bench.cookie, path));
+    assert!(body.len() > 10_000);
+    body.len()
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
