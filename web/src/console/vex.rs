@@ -347,6 +347,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn consensus_follows_the_current_policy_revision() {
+        let env = ConsoleEnv::new();
+        load(&env, &contents());
+        let viewer = env.sign_in("val", "viewer");
+        let ctx = crate::auth::AuditContext {
+            request_id: None,
+            source: "test".into(),
+        };
+        // Apache's word now outweighs both vendors together.
+        let trusting = "apiVersion: stella.policy/v1\nname: trust-apache\nvex:\n  trust:\n    \
+                        Apache: 5\ndefaultAction: warn\nrules: []\n";
+        crate::reports::create_policy_revision(&env.state, trusting.as_bytes(), "amy", &ctx)
+            .unwrap();
+        let page = env
+            .get(
+                &viewer,
+                &format!("/console/vex?product={}", path_segment(LOG4J)),
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let section = page
+            .body
+            .split("id=\"vuln-CVE-2021-44228\"")
+            .nth(1)
+            .unwrap()
+            .split("<section")
+            .next()
+            .unwrap();
+        assert!(
+            section.contains("Consensus: <strong class=\"vex-status\">affected</strong>"),
+            "{section}"
+        );
+        assert!(section.contains("won (weight 5)"), "{section}");
+        assert!(page.body.contains("policy revision 1"));
+    }
+
+    #[tokio::test]
     async fn hostile_statement_text_is_escaped() {
         let env = ConsoleEnv::new();
         load(&env, &contents());
