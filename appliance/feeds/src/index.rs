@@ -2,7 +2,7 @@
 //! the console's faceted search (filters, a page window, counts per ecosystem, channel and KEV
 //! over the whole result set, highlighted snippets).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -559,12 +559,13 @@ struct FacetCounts {
 struct SegmentFacets {
     total: u64,
     columns: Option<(StrColumn, StrColumn, Column<u64>)>,
-    ecosystems: BTreeMap<u64, u64>,
-    channels: BTreeMap<u64, u64>,
+    /// Matching documents per term ordinal of each column.
+    ecosystems: Vec<u64>,
+    channels: Vec<u64>,
     kev: [u64; 2],
-    /// A document's ecosystem ordinals, deduplicated (an advisory names an ecosystem once per
-    /// affected package).
-    scratch: BTreeSet<u64>,
+    /// Per ecosystem ordinal, the last document counted for it: an advisory names an ecosystem
+    /// once per affected package and counts once.
+    last_counted: Vec<DocId>,
 }
 
 impl Collector for FacetCollector {
@@ -581,13 +582,16 @@ impl Collector for FacetCollector {
             (Some(ecosystem), Some(channel), Some(kev)) => Some((ecosystem, channel, kev)),
             _ => None,
         };
+        let terms = |column: Option<&StrColumn>| column.map_or(0, |c| c.num_terms());
+        let ecosystems = terms(columns.as_ref().map(|c| &c.0));
+        let channels = terms(columns.as_ref().map(|c| &c.1));
         Ok(SegmentFacets {
             total: 0,
             columns,
-            ecosystems: BTreeMap::new(),
-            channels: BTreeMap::new(),
+            ecosystems: vec![0; ecosystems],
+            channels: vec![0; channels],
             kev: [0; 2],
-            scratch: BTreeSet::new(),
+            last_counted: vec![DocId::MAX; ecosystems],
         })
     }
 
@@ -646,13 +650,15 @@ impl SegmentCollector for SegmentFacets {
         let Some((ecosystem, channel, kev)) = &self.columns else {
             return;
         };
-        self.scratch.clear();
-        self.scratch.extend(ecosystem.term_ords(doc));
-        for ord in &self.scratch {
-            *self.ecosystems.entry(*ord).or_default() += 1;
+        for ord in ecosystem.term_ords(doc) {
+            let ord = ord as usize;
+            if self.last_counted[ord] != doc {
+                self.last_counted[ord] = doc;
+                self.ecosystems[ord] += 1;
+            }
         }
         if let Some(ord) = channel.term_ords(doc).next() {
-            *self.channels.entry(ord).or_default() += 1;
+            self.channels[ord as usize] += 1;
         }
         let flagged = kev.first(doc) == Some(1);
         self.kev[usize::from(flagged)] += 1;
@@ -662,13 +668,13 @@ impl SegmentCollector for SegmentFacets {
         let Some((ecosystem_column, channel_column, _)) = &self.columns else {
             return (self.total, None);
         };
-        let name = |column: &StrColumn, ords: &BTreeMap<u64, u64>| {
+        let name = |column: &StrColumn, counts: &[u64]| {
             let mut named = BTreeMap::new();
-            for (ord, count) in ords {
+            for (ord, count) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
                 let mut value = String::new();
                 // An ordinal the dictionary cannot resolve would be a corrupt index; the
                 // facets are then left out rather than wrong.
-                match column.ord_to_str(*ord, &mut value) {
+                match column.ord_to_str(ord as u64, &mut value) {
                     Ok(true) => {
                         named.insert(value, *count);
                     }
