@@ -77,7 +77,8 @@ pub fn parse(origin: &str, bytes: &[u8]) -> Parsed {
                 // "CVE-2017-2887 TALOS-2017-0394": one CVE and other names for it -> aliases.
                 // "CVE-2017-5715 CVE-2017-5753 XSA-254": several CVEs fixed together -> one
                 // record each, the other names only related (they must not merge the CVEs).
-                let tokens: Vec<&str> = id_line.split_whitespace().collect();
+                let tokens = tokens(id_line);
+                let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
                 let cves: Vec<&str> = tokens.iter().copied().filter(|t| is_cve(t)).collect();
                 let others: Vec<&str> = tokens.iter().copied().filter(|t| !is_cve(t)).collect();
                 let (ids, names_are_aliases): (Vec<&str>, bool) = match cves.len() {
@@ -123,4 +124,39 @@ pub fn parse(origin: &str, bytes: &[u8]) -> Parsed {
     }
     parsed.advisories.extend(by_id.into_values());
     parsed.keep_valid(origin)
+}
+
+/// The names on one secfixes line. A few lines write a CVE with a space ("CVE 2018-16859",
+/// seen in v3.9/main): the two tokens are joined back into the CVE id instead of making an
+/// advisory called "CVE".
+fn tokens(line: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut words = line.split_whitespace().peekable();
+    while let Some(word) = words.next() {
+        if word.eq_ignore_ascii_case("CVE")
+            && let Some(next) = words.peek()
+            && is_cve(&format!("CVE-{next}"))
+        {
+            out.push(format!("CVE-{next}"));
+            words.next();
+            continue;
+        }
+        out.push(word.to_owned());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tokens;
+
+    #[test]
+    fn a_cve_written_with_a_space_is_one_id() {
+        assert_eq!(tokens("CVE 2018-16859"), vec!["CVE-2018-16859"]);
+        assert_eq!(
+            tokens("CVE-2017-2887 TALOS-2017-0394"),
+            vec!["CVE-2017-2887", "TALOS-2017-0394"]
+        );
+        assert_eq!(tokens("CVE XSA-1"), vec!["CVE", "XSA-1"]);
+    }
 }
