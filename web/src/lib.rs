@@ -127,6 +127,58 @@ impl AppState {
     }
 }
 
+/// In-process scans and reports for `stella serve --demo`, which seeds its throwaway stores
+/// before serving: the same code as `POST /api/scans` and `POST /api/reports`, so the console
+/// shows the demo's scan, findings and verdict exactly as it shows real ones.
+pub mod seed {
+    use crate::AppState;
+
+    /// Scans the image at `path` as `POST /api/scans` does (recorded, audited `scan.start` by
+    /// `actor`) and waits for the scan to end; answers the scan id and the image digest. Call it
+    /// from a blocking thread of the daemon's runtime.
+    pub fn scan(state: &AppState, path: &str, actor: &str) -> Result<(String, String), String> {
+        let ctx = crate::auth::AuditContext {
+            request_id: None,
+            source: "in-process".to_owned(),
+        };
+        let source = crate::scans::ScanSource::Image {
+            image: path.to_owned(),
+            insecure_registries: Vec::new(),
+        };
+        let id = crate::scans::start_scan(state, &ctx, actor, source, Default::default())?;
+        loop {
+            let (status, digest, error): (String, Option<String>, Option<String>) = state
+                .stores()
+                .catalog
+                .connection()
+                .query_row(
+                    "SELECT status, image_digest, error FROM scans WHERE id = ?1",
+                    [&id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .map_err(|e| e.to_string())?;
+            match (status.as_str(), digest) {
+                ("done", Some(digest)) => return Ok((id, digest)),
+                ("running", _) => std::thread::sleep(std::time::Duration::from_millis(50)),
+                _ => return Err(error.unwrap_or_else(|| format!("scan {id} ended {status}"))),
+            }
+        }
+    }
+
+    /// Judges the scanned image against the newest policy (signed when the appliance can);
+    /// answers `POST /api/reports`' JSON.
+    pub fn report(
+        state: &AppState,
+        image_digest: &str,
+        actor: &str,
+    ) -> Result<serde_json::Value, String> {
+        let image: stella_core::Digest = image_digest
+            .parse()
+            .map_err(|_| format!("{image_digest:?} is not an image digest"))?;
+        crate::reports::report_now(state, &image, actor)
+    }
+}
+
 /// Every route of the appliance with its access rule (see `docs/security.md`). Add new routes
 /// here, through [`RouteTable::scoped`] (API, token with a scope), [`RouteTable::signer`]
 /// (DPoP-bound token with server nonce), [`RouteTable::console`] (session) or

@@ -258,6 +258,32 @@ pub(crate) fn create_report(
     Ok((stored, attestation))
 }
 
+/// Judges scanned image `image_digest` against the newest policy as of now, stores the report
+/// and signs it when the appliance can, exactly as `POST /api/reports` does, in this thread;
+/// answers that endpoint's JSON with the report's counts. For `stella serve --demo`.
+pub(crate) fn report_now(
+    state: &AppState,
+    image: &Digest,
+    actor: &str,
+) -> Result<serde_json::Value, String> {
+    let ctx = AuditContext {
+        request_id: None,
+        source: "in-process".to_owned(),
+    };
+    let at = state.clock().now_unix();
+    let (stored, attestation) = create_report(state, image, None, at, actor, &ctx)
+        .map_err(|problem| ApiError::from(problem).1)?;
+    let report: serde_json::Value =
+        serde_json::from_slice(&stored.report_json).map_err(|e| e.to_string())?;
+    Ok(json!({
+        "reportId": stored.id,
+        "verdict": stored.verdict,
+        "reportDigest": stored.report_digest,
+        "counts": report["counts"],
+        "attestation": attestation,
+    }))
+}
+
 /// The policy of `revision`, or the newest revision, or the default policy when none is stored.
 pub(crate) fn load_policy(
     state: &AppState,

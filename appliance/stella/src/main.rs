@@ -2,6 +2,7 @@
 //! arguments and wires the crates together.
 
 mod attest;
+mod demo;
 mod diff;
 mod hsm;
 mod import;
@@ -77,6 +78,10 @@ struct ServeArgs {
     /// Log line format.
     #[arg(long, value_name = "FORMAT", value_parser = ["human", "json"])]
     log_format: Option<String>,
+    /// Demo mode: a sample kit signed with an ephemeral key trusted only by this run, a sample
+    /// image scanned and judged, in a temporary data dir unless --data-dir is given (docs/demo.md).
+    #[arg(long)]
+    demo: bool,
 }
 
 fn main() -> ExitCode {

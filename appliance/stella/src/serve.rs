@@ -14,7 +14,7 @@ use stella_store::{AuditEvent, Stores};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
-use crate::ServeArgs;
+use crate::{ServeArgs, demo};
 
 /// Loads the configuration as `serve` and every operator command sees it: file, then
 /// environment, then flags.
@@ -35,7 +35,20 @@ pub(crate) fn admin_socket(data_dir: &Path) -> PathBuf {
 }
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let mode = if args.demo {
+        demo::Mode::Demo
+    } else {
+        demo::Mode::Normal
+    };
+    // Declared before the stores so that a temporary demo data dir outlives them.
+    let demo_dir = match mode {
+        demo::Mode::Demo => Some(demo::data_dir(args.data_dir.clone())?),
+        demo::Mode::Normal => None,
+    };
     let mut config = load_config(args.config.as_deref(), args.data_dir)?;
+    if let Some(dir) = &demo_dir {
+        config.storage.data_dir = dir.path.clone();
+    }
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }
@@ -45,11 +58,24 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     crate::init_logging(config.log.format, &config.log.level);
 
     let data_dir = config.storage.data_dir.clone();
+    if mode == demo::Mode::Normal {
+        demo::refuse_demo_data(&data_dir)?;
+    }
     let stores = Arc::new(Stores::open(&data_dir)?);
     let feeds = Arc::new(FeedStore::open(&data_dir, &stores.catalog)?);
     // Fail at start, not at the first import, when the kit keys are unusable.
     ImportOptions::from_config(&config.kits, &data_dir, "system", "config")?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    if let Some(dir) = &demo_dir {
+        let key = demo::DemoKey::generate()?;
+        tracing::warn!(
+            data_dir = %dir.path.display(),
+            temporary = dir.is_temporary(),
+            key = %key.key_id(),
+            "DEMO MODE: sample data signed with an ephemeral demo key trusted only by this run; nothing here is evidence"
+        );
+        demo::import_sample_kit(&config, &stores, &feeds, clock.as_ref(), &key)?;
+    }
     let signing = open_signing(&config)?;
     stores.catalog.audit(&AuditEvent {
         at: clock.now_unix(),
@@ -113,7 +139,15 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             config.clone(),
             clock.clone(),
             signing,
-        );
+        )
+        .with_demo(mode == demo::Mode::Demo);
+        let seeded = match mode {
+            demo::Mode::Demo => {
+                let state = state.clone();
+                Some(tokio::task::spawn_blocking(move || demo::scan_and_report(&state)).await??)
+            }
+            demo::Mode::Normal => None,
+        };
         let (stop_tx, stop_rx) = watch::channel(false);
         let signalled = shutdown_signal();
         tokio::spawn(async move {
@@ -163,6 +197,9 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             );
             tracing::warn!("created console user admin with a one-time password (printed on stdout)");
         }
+        if let (Some(seeded), Some(dir)) = (&seeded, &demo_dir) {
+            print_demo(&mut stdout, seeded, dir, &format!("{scheme}://{local}/"));
+        }
         let app = stella_web::router(state);
         let grace = Duration::from_secs(config.server.shutdown_grace_secs);
         let outcome = match tls {
@@ -192,6 +229,42 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     drop(stores);
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// The demo's lines for the operator: what was seeded and where to look.
+fn print_demo(
+    out: &mut impl std::io::Write,
+    seeded: &demo::Seeded,
+    dir: &demo::DemoDir,
+    console: &str,
+) {
+    let lines = [
+        format!(
+            "stella: DEMO MODE: sample kit on channel \"{}\" signed with an ephemeral demo key trusted only by this run; nothing here is evidence",
+            demo::CHANNEL
+        ),
+        format!(
+            "stella: demo: scanned sample image {}: {} findings, verdict {}",
+            seeded.image_digest, seeded.findings, seeded.verdict
+        ),
+        match &seeded.unsigned_reason {
+            None => "stella: demo: the report is signed and logged (attestations page)".to_owned(),
+            Some(reason) => format!("stella: demo: the report is not signed: {reason}"),
+        },
+        format!(
+            "stella: demo: data in {}{}",
+            dir.path.display(),
+            if dir.is_temporary() {
+                " (removed when the daemon stops)"
+            } else {
+                ""
+            }
+        ),
+        format!("stella: demo console: {console} (user \"admin\", one-time password above)"),
+    ];
+    for line in lines {
+        let _ = writeln!(out, "{line}");
+    }
 }
 
 /// The signer over the `[hsm]` key source; `None` (community mode) without `[hsm]`. An HSM

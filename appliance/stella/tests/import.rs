@@ -18,20 +18,7 @@ const BEARER: &str = "[auth]\nallow_bearer_tokens = true\n";
 /// (the configuration allows bearer tokens; DPoP is covered by the Authority's own tests).
 fn bearer_token(daemon: &authority_common::Daemon, scopes: &str) -> String {
     let session = authority_common::first_admin_login(daemon, "a-long-new-password-1");
-    let secret = authority_common::register_client(daemon, &session, "importer", scopes);
-    let body = format!(
-        "grant_type=client_credentials&client_id=importer&client_secret={secret}&scope={}",
-        scopes.replace(' ', "+")
-    );
-    let token = authority_common::http(
-        daemon.addr,
-        "POST",
-        "/oauth/token",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        &body,
-    );
-    assert_eq!(token.status, 200, "{}", token.body);
-    token.json()["access_token"].as_str().unwrap().to_owned()
+    authority_common::bearer_token(daemon, &session, "importer", scopes)
 }
 
 fn import(config: &Path, data: &Path, kit: &Path, extra: &[&str]) -> (i32, String, String) {

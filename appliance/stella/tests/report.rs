@@ -347,20 +347,7 @@ fn usage_gated_policy_fails_only_when_the_vulnerable_component_is_used() {
 
 fn bearer_token(daemon: &authority_common::Daemon, scopes: &str) -> String {
     let session = authority_common::first_admin_login(daemon, "a-long-new-password-1");
-    let secret = authority_common::register_client(daemon, &session, "ci", scopes);
-    let body = format!(
-        "grant_type=client_credentials&client_id=ci&client_secret={secret}&scope={}",
-        scopes.replace(' ', "+")
-    );
-    let token = authority_common::http(
-        daemon.addr,
-        "POST",
-        "/oauth/token",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        &body,
-    );
-    assert_eq!(token.status, 200, "{}", token.body);
-    token.json()["access_token"].as_str().unwrap().to_owned()
+    authority_common::bearer_token(daemon, &session, "ci", scopes)
 }
 
 #[test]

@@ -331,3 +331,16 @@ pub fn register_client(daemon: &Daemon, session: &str, client_id: &str, scopes: 
     assert_eq!(created.status, 201, "{}", created.body);
     created.code("client-secret")
 }
+
+/// Registers API client `client_id` with `scopes` through the console and returns a bearer
+/// token for it (the daemon's configuration must allow bearer tokens).
+pub fn bearer_token(daemon: &Daemon, session: &str, client_id: &str, scopes: &str) -> String {
+    let secret = register_client(daemon, session, client_id, scopes);
+    let body = format!(
+        "grant_type=client_credentials&client_id={client_id}&client_secret={secret}&scope={}",
+        scopes.replace(' ', "+")
+    );
+    let token = http(daemon.addr, "POST", "/oauth/token", &[FORM], &body);
+    assert_eq!(token.status, 200, "{}", token.body);
+    token.json()["access_token"].as_str().unwrap().to_owned()
+}
