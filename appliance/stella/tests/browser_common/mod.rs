@@ -1,0 +1,348 @@
+//! Headless Chromium for the console's end-to-end tests: Debian's `chromedriver` on a loopback
+//! port, driven over plain HTTP by `fantoccini` (no TLS stack: the driver and the daemon are both
+//! on 127.0.0.1), a fresh profile and download folder per browser, and screenshots under
+//! `TARGET_DIR/screenshots/`. Browsers run one at a time: the machines have two cores.
+//!
+//! Without Chromium or ChromeDriver a test fails under `CI=true` and is skipped, loudly,
+//! elsewhere (`tests/run` installs both).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// The flags every browser starts with: headless, and nothing that reaches off the machine
+/// (without the background-networking flags Chromium keeps calling Google's hosts).
+const FLAGS: [&str; 9] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--window-size=1024,900",
+];
+
+/// How long a page may take to show what a step waits for.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Held by each browser while it lives (an async lock: it is held across awaits).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Whether Chromium and ChromeDriver are installed. Under `CI=true` their absence is a failure;
+/// elsewhere the test is skipped with a loud message.
+pub fn available(test: &str) -> bool {
+    let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
+        .into_iter()
+        .filter(|p| !Path::new(p).exists())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let message = format!(
+        "browser test {test} needs {missing:?}: install the Debian packages chromium and \
+         chromium-driver (tests/run does)"
+    );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
+    eprintln!("\n********** SKIPPED: {message} **********\n");
+    false
+}
+
+/// Where screenshots go: `screenshots/` in the build's target directory.
+pub fn screenshot_dir() -> PathBuf {
+    let target = Path::new(env!("CARGO_BIN_EXE_stella"))
+        .parent()
+        .and_then(Path::parent)
+        .expect("the binary sits in TARGET/PROFILE/");
+    let dir = target.join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A headless Chromium under ChromeDriver, pointed at one daemon.
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+    base: String,
+    test: String,
+    shots: u32,
+    /// Where the browser saves downloads.
+    pub downloads: PathBuf,
+    _profile: tempfile::TempDir,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl Browser {
+    /// Starts ChromeDriver and a browser for `test` against the daemon at `base` (`http://…`).
+    pub async fn start(test: &str, base: &str) -> Browser {
+        let turn = ONE_AT_A_TIME.lock().await;
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let mut stdout = BufReader::new(driver.stdout.take().unwrap()).lines();
+        let mut said = Vec::new();
+        for line in stdout.by_ref() {
+            let line = line.unwrap();
+            let ready = line.contains("started successfully");
+            said.push(line);
+            if ready {
+                break;
+            }
+            assert!(said.len() < 50, "chromedriver did not start: {said:#?}");
+        }
+        // Keep reading, so that the driver never blocks on a full pipe.
+        std::thread::spawn(move || stdout.for_each(drop));
+        let profile = tempfile::tempdir().unwrap();
+        let downloads = profile.path().join("downloads");
+        std::fs::create_dir_all(&downloads).unwrap();
+        let mut args: Vec<String> = FLAGS.iter().map(|f| (*f).to_owned()).collect();
+        args.push(format!(
+            "--user-data-dir={}",
+            profile.path().join("profile").display()
+        ));
+        let capabilities = serde_json::json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": args,
+                "prefs": {
+                    "download.default_directory": downloads.display().to_string(),
+                    "download.prompt_for_download": false,
+                },
+            },
+        });
+        let serde_json::Value::Object(capabilities) = capabilities else {
+            unreachable!("a JSON object literal")
+        };
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a Chromium session through chromedriver");
+        Browser {
+            client,
+            driver,
+            base: base.trim_end_matches('/').to_owned(),
+            test: test.to_owned(),
+            shots: 0,
+            downloads,
+            _profile: profile,
+            _turn: turn,
+        }
+    }
+
+    /// Opens `path` on the daemon.
+    pub async fn open(&self, path: &str) {
+        self.client
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap_or_else(|e| panic!("open {path}: {e}"));
+    }
+
+    /// The path (and query) of the page shown.
+    pub async fn path(&self) -> String {
+        let url = self.client.current_url().await.unwrap();
+        match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        }
+    }
+
+    /// The page's HTML.
+    pub async fn source(&self) -> String {
+        self.client.source().await.unwrap()
+    }
+
+    /// The page's visible text.
+    pub async fn text(&self) -> String {
+        self.find("body").await.text().await.unwrap()
+    }
+
+    /// The element matching `css`, waiting for it to appear.
+    pub async fn find(&self, css: &str) -> Element {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match self.client.find(Locator::Css(css)).await {
+                Ok(element) => return element,
+                Err(e) if Instant::now() > deadline => {
+                    let page = self.path().await;
+                    self.shot("missing-element").await;
+                    panic!("no {css} on {page}: {e}");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// Types `text` into the field matching `css`, replacing what it held.
+    pub async fn fill(&self, css: &str, text: &str) {
+        let field = self.find(css).await;
+        field.clear().await.unwrap();
+        field.send_keys(text).await.unwrap();
+    }
+
+    /// Chooses `file` in the file input matching `css`.
+    pub async fn choose_file(&self, css: &str, file: &Path) {
+        let file = file.canonicalize().unwrap();
+        self.find(css)
+            .await
+            .send_keys(&file.display().to_string())
+            .await
+            .unwrap();
+    }
+
+    /// Clicks the element matching `css`.
+    pub async fn click(&self, css: &str) {
+        self.find(css).await.click().await.unwrap();
+    }
+
+    /// Submits the form holding the field matching `css`, as a click on its submit button would
+    /// (`form.requestSubmit()`: the browser's own validation and submission), and waits for the
+    /// next page to load.
+    pub async fn submit(&self, css: &str) {
+        let field = self.find(css).await;
+        // The old document is marked, so that a new page is recognised even at the same URL.
+        self.client
+            .execute(
+                "document.documentElement.dataset.stellaOld = '1'; arguments[0].form.requestSubmit(); return true;",
+                vec![serde_json::to_value(&field).unwrap()],
+            )
+            .await
+            .unwrap();
+        self.wait_for_load().await;
+    }
+
+    /// Clicks the link or button matching `css` and waits for the next page to load.
+    pub async fn follow(&self, css: &str) {
+        let element = self.find(css).await;
+        self.client
+            .execute(
+                "document.documentElement.dataset.stellaOld = '1'; return true;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        element.click().await.unwrap();
+        self.wait_for_load().await;
+    }
+
+    /// Waits until a document without the old page's mark has loaded.
+    async fn wait_for_load(&self) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let loaded = self
+                .client
+                .execute(
+                    "return document.readyState === 'complete' && !document.documentElement.dataset.stellaOld;",
+                    vec![],
+                )
+                .await
+                .ok()
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+            if loaded {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no new page loaded");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the page's text contains `needle`, reloading every `reload` if given.
+    pub async fn wait_for_text(&self, needle: &str, reload: Option<Duration>) -> String {
+        let deadline = Instant::now() + PATIENCE * 4;
+        let mut last_reload = Instant::now();
+        loop {
+            let text = self.text().await;
+            if text.contains(needle) {
+                return text;
+            }
+            if Instant::now() > deadline {
+                self.shot("timeout").await;
+                panic!("{needle:?} never showed on {}: {text}", self.path().await);
+            }
+            if let Some(every) = reload
+                && last_reload.elapsed() > every
+            {
+                self.client.refresh().await.unwrap();
+                last_reload = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Saves a screenshot as `screenshots/TEST-NN-NAME.png` and returns its path.
+    pub async fn shot(&self, name: &str) -> PathBuf {
+        let png = self.client.screenshot().await.unwrap();
+        let path = screenshot_dir().join(format!("{}-{:02}-{name}.png", self.test, self.shots));
+        std::fs::write(&path, png).unwrap();
+        eprintln!("screenshot: {}", path.display());
+        path
+    }
+
+    /// Saves a numbered screenshot (the counter orders a test's screenshots).
+    pub async fn step(&mut self, name: &str) -> PathBuf {
+        self.shots += 1;
+        self.shot(name).await
+    }
+
+    /// Signs in as the bootstrap admin with its one-time password, is sent to the forced
+    /// password change, and sets `new_password`.
+    pub async fn first_sign_in(&mut self, bootstrap_password: &str, new_password: &str) {
+        self.open("/login").await;
+        self.fill("input[name=username]", "admin").await;
+        self.fill("input[name=password]", bootstrap_password).await;
+        self.step("login").await;
+        self.submit("input[name=password]").await;
+        assert_eq!(
+            self.path().await,
+            "/account/password",
+            "the bootstrap password must be changed first"
+        );
+        self.fill("input[name=current]", bootstrap_password).await;
+        self.fill("input[name=new]", new_password).await;
+        self.fill("input[name=confirm]", new_password).await;
+        self.step("password-change").await;
+        self.submit("input[name=confirm]").await;
+        assert_ne!(
+            self.path().await,
+            "/account/password",
+            "{}",
+            self.text().await
+        );
+        assert_ne!(self.path().await, "/login", "{}", self.text().await);
+    }
+
+    /// Closes the browser and stops ChromeDriver.
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
