@@ -12,6 +12,7 @@
 mod authority_common;
 mod browser_common;
 mod common;
+mod signer_common;
 
 use std::path::PathBuf;
 
@@ -38,6 +39,29 @@ fn daemon_trusting_the_test_kit(dir: &std::path::Path) -> Daemon {
     )
     .unwrap();
     Daemon::start(&dir.join("data"), &["--config", config.to_str().unwrap()])
+}
+
+/// What most tests start with: `None` (skipped) without a browser; else a daemon over a fresh
+/// data dir trusting the test kit key, and a browser signed in as `admin`.
+async fn admin_console(test: &str) -> Option<(tempfile::TempDir, Daemon, Browser)> {
+    if !browser_common::available(test) {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = daemon_trusting_the_test_kit(dir.path());
+    let browser = signed_in(test, &daemon).await;
+    Some((dir, daemon, browser))
+}
+
+/// Uploads the repository's test kit on `/console/kits`.
+async fn upload_test_kit(browser: &Browser) {
+    browser.open("/console/kits").await;
+    browser
+        .upload(
+            "input[name=kit]",
+            &repo_file("tests/data/kit/subset-kit-1.tar.zst"),
+        )
+        .await;
 }
 
 /// A browser signed in as `admin` (bootstrap password changed to [`NEW_PASSWORD`]).
@@ -88,23 +112,10 @@ async fn first_sign_in_forces_a_password_change_then_only_the_new_password_works
 
 #[tokio::test]
 async fn kit_upload_shows_the_verification_report_and_the_audit_trail() {
-    let test = "kit-upload";
-    if !browser_common::available(test) {
+    let Some((_dir, _daemon, mut browser)) = admin_console("kit-upload").await else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = daemon_trusting_the_test_kit(dir.path());
-    let mut browser = signed_in(test, &daemon).await;
-
-    browser.open("/console/kits").await;
-    browser
-        .choose_file(
-            "input[name=kit]",
-            &repo_file("tests/data/kit/subset-kit-1.tar.zst"),
-        )
-        .await;
-    browser.step("kit-chosen").await;
-    browser.submit("input[name=kit]").await;
+    };
+    upload_test_kit(&browser).await;
     let report = browser.text().await;
     browser.step("verification-report").await;
     assert!(report.contains("Loaded"), "{report}");
@@ -126,5 +137,245 @@ async fn kit_upload_shows_the_verification_report_and_the_audit_trail() {
     let audit = browser.text().await;
     assert!(audit.contains("kit.import"), "{audit}");
     browser.step("audit-trail").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn demo_findings_show_the_banner_the_verdict_and_the_advisories() {
+    let test = "demo-findings";
+    if !browser_common::available(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&dir.path().join("data"), &["--demo"]);
+    let scanned = daemon
+        .line("stella: demo: scanned sample image ")
+        .expect("the demo scanned its image")
+        .to_owned();
+    let digest = scanned
+        .trim_start_matches("stella: demo: scanned sample image ")
+        .split(": ")
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut browser = signed_in(test, &daemon).await;
+    let home = browser.source().await;
+    assert!(home.contains("class=\"demo-banner\""), "{home}");
+    browser.step("dashboard").await;
+
+    browser
+        .open(&format!("/console/images/{digest}/findings"))
+        .await;
+    let findings = browser.text().await;
+    browser.step("findings").await;
+    assert!(findings.contains("Demo mode"), "{findings}");
+    assert!(findings.contains("Verdict"), "{findings}");
+    // The three Go advisories that hit the image's Go 1.19.8 (GO-2023-1702 is fixed in it).
+    for cve in ["CVE-2023-24539", "CVE-2023-24540", "CVE-2023-29403"] {
+        assert!(findings.contains(cve), "{cve} missing: {findings}");
+    }
+    assert!(!findings.contains("GO-2023-1702"), "{findings}");
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn policy_error_shows_its_line_and_column_then_the_fix_is_saved() {
+    let Some((_dir, _daemon, mut browser)) = admin_console("policy-edit").await else {
+        return;
+    };
+
+    browser.open("/console/policies").await;
+    browser.step("policies").await;
+    let broken = "apiVersion: stella.policy/v1\nname: strict\ndefaultAction: explode\n";
+    browser.fill("textarea[name=policy]", broken).await;
+    browser.submit("textarea[name=policy]").await;
+    let refused = browser.text().await;
+    browser.step("policy-error").await;
+    assert!(refused.contains("was not saved"), "{refused}");
+    assert!(refused.contains("Line 3, column"), "{refused}");
+    // The editor keeps what was typed.
+    let kept = browser
+        .find("textarea[name=policy]")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert_eq!(kept, broken);
+
+    let fixed = "apiVersion: stella.policy/v1\nname: strict\ndefaultAction: fail\n";
+    browser.fill("textarea[name=policy]", fixed).await;
+    browser.submit("textarea[name=policy]").await;
+    assert!(
+        browser.path().await.contains("saved=1"),
+        "{}",
+        browser.path().await
+    );
+    let saved = browser.text().await;
+    browser.step("policy-saved").await;
+    assert!(saved.contains("Saved revision 1"), "{saved}");
+    assert!(saved.contains("strict"), "{saved}");
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn report_stored_from_the_findings_page_is_signed_and_its_bundle_downloads_and_verifies() {
+    let test = "attestation";
+    if !browser_common::available(test) {
+        return;
+    }
+    // An entitled appliance on SoftHSM: keys made, licence enrolled and imported in one kit with
+    // the Go advisories the image fixture is hit by.
+    let Some(app) = signer_common::Appliance::new() else {
+        return;
+    };
+    app.hsm_init();
+    let request = app.enrol();
+    let licence = app.licence("licence.json", &request, "vendor", &["--expires", "365d"]);
+    app.import(
+        1,
+        &[
+            format!("licence={}", licence.display()),
+            format!("osv={}", repo_file("tests/data/report/go").display()),
+        ],
+    );
+    let mut config = std::fs::read_to_string(&app.config).unwrap();
+    config.push_str("\n[auth]\nallow_bearer_tokens = true\n");
+    std::fs::write(&app.config, config).unwrap();
+    let daemon = app.serve();
+
+    // The scan goes through the API: the console's scan upload (/console/scans) has not landed
+    // yet (see scan_upload_then_findings below).
+    let session = authority_common::first_admin_login(&daemon, NEW_PASSWORD);
+    let token =
+        authority_common::bearer_token(&daemon, &session, "ci", "scanner.scan scanner.read");
+    let digest = authority_common::scan(
+        &daemon,
+        &format!("Bearer {token}"),
+        &repo_file("tests/data/scanner/fixture-oci"),
+    );
+
+    let mut browser = Browser::start(test, &daemon.base_url()).await;
+    browser.sign_in("admin", NEW_PASSWORD).await;
+    browser
+        .open(&format!("/console/images/{digest}/findings"))
+        .await;
+    browser.step("findings").await;
+    browser
+        .confirm("form[data-confirm] button[type=submit]")
+        .await;
+    let stored = browser.text().await;
+    browser.step("report-stored").await;
+    assert!(
+        stored.contains("Made from the same SBOM, advisories and policy"),
+        "{stored}"
+    );
+
+    // The signed report is on the attestations page; its bundle downloads.
+    browser.open("/console/attestations").await;
+    let listed = browser.text().await;
+    assert!(listed.contains("report.json"), "{listed}");
+    browser.step("attestations").await;
+    browser
+        .click("a[download='report.json.sigstore.json']")
+        .await;
+    browser.click("a[download='report.json']").await;
+    let bundle = browser.downloaded("report.json.sigstore.json").await;
+    let artifact = browser.downloaded("report.json").await;
+    let parsed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
+    assert!(
+        parsed["mediaType"]
+            .as_str()
+            .unwrap()
+            .starts_with("application/vnd.dev.sigstore.bundle"),
+        "{parsed}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&artifact).unwrap()).unwrap();
+    assert_eq!(report["subject"]["imageDigest"], digest.as_str());
+
+    // And the appliance verifies what was carried out.
+    browser.choose_file("input[name=bundle]", &bundle).await;
+    browser.choose_file("input[name=artifact]", &artifact).await;
+    browser.submit("input[name=artifact]").await;
+    let verified = browser.text().await;
+    browser.step("bundle-verified").await;
+    assert!(verified.contains("VALID:"), "{verified}");
+    assert!(!verified.contains("INVALID"), "{verified}");
+    browser.close().await;
+}
+
+/// PENDING: `/console/scans` (scan from an uploaded archive, progress, link to the image) and
+/// `/console/images/{digest}` (components) are issue #11's scans pages, not on main yet. Written
+/// against docs/console.md; remove the `ignore` when they land.
+#[tokio::test]
+#[ignore = "pending: /console/scans upload and /console/images/{digest} have not landed on main"]
+async fn scan_upload_then_image_then_findings() {
+    let Some((_dir, _daemon, mut browser)) = admin_console("scan-upload").await else {
+        return;
+    };
+    browser.open("/console/scans").await;
+    browser
+        .upload(
+            "input[name=archive]",
+            &repo_file("tests/data/scanner/fixture-docker.tar"),
+        )
+        .await;
+    assert!(
+        browser.path().await.starts_with("/console/scans/"),
+        "{}",
+        browser.path().await
+    );
+    // The scan page refreshes while the scan runs, then links to the image.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !browser.source().await.contains("href=\"/console/images/") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scan never finished"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        browser.client.refresh().await.unwrap();
+    }
+    browser.step("scan-done").await;
+    browser.follow("a[href^='/console/images/']").await;
+    let image = browser.text().await;
+    browser.step("image").await;
+    assert!(image.contains("gosu"), "the fixture's Go binary: {image}");
+    assert!(image.contains("stdlib"), "{image}");
+    browser.follow("a[href$='/findings']").await;
+    let findings = browser.text().await;
+    browser.step("findings").await;
+    assert!(findings.contains("Verdict"), "{findings}");
+    browser.close().await;
+}
+
+/// PENDING: `/console/advisories` (search with facets, one advisory) is issue #11's feeds page,
+/// not on main yet. Written against docs/console.md; remove the `ignore` when it lands.
+#[tokio::test]
+#[ignore = "pending: /console/advisories has not landed on main"]
+async fn advisory_search_finds_an_advisory_by_alias_and_opens_it() {
+    let Some((_dir, _daemon, mut browser)) = admin_console("advisory-search").await else {
+        return;
+    };
+    upload_test_kit(&browser).await;
+
+    // GO-2020-0001 (gin log injection) is in the subset kit, also known as CVE-2020-36567.
+    browser.open("/console/advisories").await;
+    browser.fill("input[name=q]", "CVE-2020-36567").await;
+    browser.submit("input[name=q]").await;
+    assert!(
+        browser.path().await.contains("q=CVE-2020-36567"),
+        "{}",
+        browser.path().await
+    );
+    let results = browser.text().await;
+    browser.step("search").await;
+    assert!(results.contains("gin"), "{results}");
+    browser.follow("a[href^='/console/advisories/']").await;
+    let advisory = browser.text().await;
+    browser.step("advisory").await;
+    assert!(advisory.contains("CVE-2020-36567"), "{advisory}");
+    assert!(advisory.contains("github.com/gin-gonic/gin"), "{advisory}");
     browser.close().await;
 }

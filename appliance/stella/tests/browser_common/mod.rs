@@ -220,10 +220,10 @@ impl Browser {
     /// next page to load.
     pub async fn submit(&self, css: &str) {
         let field = self.find(css).await;
-        // The old document is marked, so that a new page is recognised even at the same URL.
+        self.mark_old_page().await;
         self.client
             .execute(
-                "document.documentElement.dataset.stellaOld = '1'; arguments[0].form.requestSubmit(); return true;",
+                "arguments[0].form.requestSubmit(); return true;",
                 vec![serde_json::to_value(&field).unwrap()],
             )
             .await
@@ -231,9 +231,15 @@ impl Browser {
         self.wait_for_load().await;
     }
 
-    /// Clicks the link or button matching `css` and waits for the next page to load.
-    pub async fn follow(&self, css: &str) {
-        let element = self.find(css).await;
+    /// Chooses `file` in the file input matching `css` and submits its form.
+    pub async fn upload(&self, css: &str, file: &Path) {
+        self.choose_file(css, file).await;
+        self.submit(css).await;
+    }
+
+    /// Marks the shown document, so that [`Self::wait_for_load`] recognises the next one even
+    /// at the same URL.
+    async fn mark_old_page(&self) {
         self.client
             .execute(
                 "document.documentElement.dataset.stellaOld = '1'; return true;",
@@ -241,8 +247,54 @@ impl Browser {
             )
             .await
             .unwrap();
+    }
+
+    /// Clicks the link or button matching `css` and waits for the next page to load.
+    pub async fn follow(&self, css: &str) {
+        let element = self.find(css).await;
+        self.mark_old_page().await;
         element.click().await.unwrap();
         self.wait_for_load().await;
+    }
+
+    /// Clicks the submit button matching `css` of a form that asks for confirmation
+    /// (`data-confirm`), accepts the question, and waits for the next page.
+    pub async fn confirm(&self, css: &str) {
+        let button = self.find(css).await;
+        self.mark_old_page().await;
+        button.click().await.unwrap();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match self.client.get_alert_text().await {
+                Ok(question) => {
+                    eprintln!("confirming: {question}");
+                    self.client.accept_alert().await.unwrap();
+                    break;
+                }
+                Err(e) => assert!(Instant::now() < deadline, "no confirmation asked: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.wait_for_load().await;
+    }
+
+    /// Waits until the browser has saved a download named `name` and returns its path.
+    pub async fn downloaded(&self, name: &str) -> PathBuf {
+        let path = self.downloads.join(name);
+        let partial = self.downloads.join(format!("{name}.crdownload"));
+        let deadline = Instant::now() + PATIENCE;
+        while !path.exists() || partial.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "{name} was not downloaded: {:?}",
+                std::fs::read_dir(&self.downloads)
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name())
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        path
     }
 
     /// Waits until a document without the old page's mark has loaded.
@@ -303,6 +355,15 @@ impl Browser {
     pub async fn step(&mut self, name: &str) -> PathBuf {
         self.shots += 1;
         self.shot(name).await
+    }
+
+    /// Signs in as `user` with `password`.
+    pub async fn sign_in(&mut self, user: &str, password: &str) {
+        self.open("/login").await;
+        self.fill("input[name=username]", user).await;
+        self.fill("input[name=password]", password).await;
+        self.submit("input[name=password]").await;
+        assert_ne!(self.path().await, "/login", "{}", self.text().await);
     }
 
     /// Signs in as the bootstrap admin with its one-time password, is sent to the forced
