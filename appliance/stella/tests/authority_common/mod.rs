@@ -344,36 +344,3 @@ pub fn bearer_token(daemon: &Daemon, session: &str, client_id: &str, scopes: &st
     assert_eq!(token.status, 200, "{}", token.body);
     token.json()["access_token"].as_str().unwrap().to_owned()
 }
-
-/// Scans the image at `path` through `POST /api/scans` with `authorization` and waits for the
-/// scan to finish; returns the image digest.
-pub fn scan(daemon: &Daemon, authorization: &str, path: &Path) -> String {
-    let headers = [
-        ("Authorization", authorization),
-        ("Content-Type", "application/json"),
-    ];
-    let body = serde_json::json!({ "path": path }).to_string();
-    let started = http(daemon.addr, "POST", "/api/scans", &headers, &body);
-    assert_eq!(started.status, 202, "{}", started.body);
-    let id = started.json()["scanId"].as_str().unwrap().to_owned();
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let scan = http(
-            daemon.addr,
-            "GET",
-            &format!("/api/scans/{id}"),
-            &headers,
-            "",
-        )
-        .json();
-        if scan["status"] != "running" {
-            assert_eq!(scan["status"], "done", "{scan}");
-            return scan["imageDigest"].as_str().unwrap().to_owned();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "scan {id} never finished"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}

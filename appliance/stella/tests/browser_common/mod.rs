@@ -172,9 +172,16 @@ impl Browser {
         self.client.source().await.unwrap()
     }
 
-    /// The page's visible text.
+    /// The page's visible text (read again when the page was replaced while reading it).
     pub async fn text(&self) -> String {
-        self.find("body").await.text().await.unwrap()
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match self.find("body").await.text().await {
+                Ok(text) => return text,
+                Err(e) => assert!(Instant::now() < deadline, "cannot read the page: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// The element matching `css`, waiting for it to appear.
@@ -319,10 +326,10 @@ impl Browser {
         }
     }
 
-    /// Waits until the page's text contains `needle`, reloading every `reload` if given.
-    pub async fn wait_for_text(&self, needle: &str, reload: Option<Duration>) -> String {
+    /// Waits until the page's text contains `needle` (pages that refresh themselves are read
+    /// again until it shows).
+    pub async fn wait_for_text(&self, needle: &str) -> String {
         let deadline = Instant::now() + PATIENCE * 4;
-        let mut last_reload = Instant::now();
         loop {
             let text = self.text().await;
             if text.contains(needle) {
@@ -331,12 +338,6 @@ impl Browser {
             if Instant::now() > deadline {
                 self.shot("timeout").await;
                 panic!("{needle:?} never showed on {}: {text}", self.path().await);
-            }
-            if let Some(every) = reload
-                && last_reload.elapsed() > every
-            {
-                self.client.refresh().await.unwrap();
-                last_reload = Instant::now();
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
