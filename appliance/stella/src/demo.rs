@@ -154,18 +154,18 @@ impl DemoKey {
 }
 
 /// Builds the sample kit, signs it with the demo key, keeps a copy in `DATA_DIR/demo/` and
-/// imports it trusting the demo key alone. Skipped when an earlier demo run already loaded
-/// advisories into this data directory.
+/// imports it trusting the demo key alone; answers its kit id. Skipped (`None`) when an earlier
+/// demo run already loaded advisories into this data directory.
 pub(crate) fn import_sample_kit(
     config: &Config,
     stores: &Stores,
     feeds: &FeedStore,
     clock: &dyn Clock,
     key: &DemoKey,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<String>> {
     if feeds.current().is_some() {
         tracing::warn!("DEMO: advisories already loaded in this data dir; sample kit not rebuilt");
-        return Ok(());
+        return Ok(None);
     }
     let dir = stores.dir().join("demo");
     let sources = dir.join("golang-vulndb");
@@ -217,7 +217,7 @@ pub(crate) fn import_sample_kit(
                 key = %report.key_id,
                 "DEMO: sample kit signed with the ephemeral demo key loaded"
             );
-            Ok(())
+            Ok(Some(report.kit_id))
         }
         Ok(ImportOutcome::Verified(_)) => bail!("the sample kit was only verified, not loaded"),
         Err(ImportError::Rejected(rejection)) => {

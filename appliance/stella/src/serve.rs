@@ -66,6 +66,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Fail at start, not at the first import, when the kit keys are unusable.
     ImportOptions::from_config(&config.kits, &data_dir, "system", "config")?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut demo_kit = None;
     if let Some(dir) = &demo_dir {
         let key = demo::DemoKey::generate()?;
         tracing::warn!(
@@ -74,7 +75,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             key = %key.key_id(),
             "DEMO MODE: sample data signed with an ephemeral demo key trusted only by this run; nothing here is evidence"
         );
-        demo::import_sample_kit(&config, &stores, &feeds, clock.as_ref(), &key)?;
+        demo_kit = demo::import_sample_kit(&config, &stores, &feeds, clock.as_ref(), &key)?;
     }
     let signing = open_signing(&config)?;
     stores.catalog.audit(&AuditEvent {
@@ -189,6 +190,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             let _ = writeln!(stdout, "stella: TLS certificate ({kind}) SHA-256 fingerprint {}", tls.fingerprint);
             tracing::info!(fingerprint = %tls.fingerprint, kind, created = tls.created, "TLS certificate");
         }
+        let admin_created = bootstrap_password.is_some();
         if let Some(password) = bootstrap_password {
             // Printed once, on first start only; only its hash is stored.
             let _ = writeln!(
@@ -198,7 +200,9 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             tracing::warn!("created console user admin with a one-time password (printed on stdout)");
         }
         if let (Some(seeded), Some(dir)) = (&seeded, &demo_dir) {
-            print_demo(&mut stdout, seeded, dir, &format!("{scheme}://{local}/"));
+            let console = format!("{scheme}://{local}/");
+            let demo = DemoLines { seeded, dir, kit: demo_kit.as_deref(), admin_created, console: &console };
+            demo.print(&mut stdout);
         }
         let app = stella_web::router(state);
         let grace = Duration::from_secs(config.server.shutdown_grace_secs);
@@ -231,39 +235,61 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The demo's lines for the operator: what was seeded and where to look.
-fn print_demo(
-    out: &mut impl std::io::Write,
-    seeded: &demo::Seeded,
-    dir: &demo::DemoDir,
-    console: &str,
-) {
-    let lines = [
-        format!(
-            "stella: DEMO MODE: sample kit on channel \"{}\" signed with an ephemeral demo key trusted only by this run; nothing here is evidence",
-            demo::CHANNEL
-        ),
-        format!(
-            "stella: demo: scanned sample image {}: {} findings, verdict {}",
-            seeded.image_digest, seeded.findings, seeded.verdict
-        ),
-        match &seeded.unsigned_reason {
-            None => "stella: demo: the report is signed and logged (attestations page)".to_owned(),
-            Some(reason) => format!("stella: demo: the report is not signed: {reason}"),
-        },
-        format!(
-            "stella: demo: data in {}{}",
-            dir.path.display(),
-            if dir.is_temporary() {
-                " (removed when the daemon stops)"
+/// What `--demo` tells the operator on stdout: what was seeded and where to look.
+struct DemoLines<'a> {
+    seeded: &'a demo::Seeded,
+    dir: &'a demo::DemoDir,
+    /// The sample kit loaded by this run; `None` when an earlier run's advisories were kept.
+    kit: Option<&'a str>,
+    /// Whether this start created `admin` (and printed its one-time password).
+    admin_created: bool,
+    console: &'a str,
+}
+
+impl DemoLines<'_> {
+    fn print(&self, out: &mut impl std::io::Write) {
+        let seeded = self.seeded;
+        let lines = [
+            match self.kit {
+                Some(kit) => format!(
+                    "stella: DEMO MODE: sample kit {kit} on channel \"{}\" signed with an ephemeral demo key trusted only by this run; nothing here is evidence",
+                    demo::CHANNEL
+                ),
+                None => "stella: DEMO MODE: advisories from an earlier demo run of this data dir, signed with that run's ephemeral demo key; nothing here is evidence".to_owned(),
+            },
+            format!(
+                "stella: demo: scanned sample image {}: {} findings, verdict {}",
+                seeded.image_digest, seeded.findings, seeded.verdict
+            ),
+            match &seeded.unsigned_reason {
+                None => "stella: demo: the report is signed and logged (attestations page)".to_owned(),
+                Some(reason) => format!("stella: demo: the report is not signed: {reason}"),
+            },
+            format!(
+                "stella: demo: data in {}{}",
+                self.dir.path.display(),
+                if self.dir.is_temporary() {
+                    " (removed when the daemon stops)"
+                } else {
+                    ""
+                }
+            ),
+            if self.admin_created {
+                format!(
+                    "stella: demo console: {} (user \"admin\", one-time password above)",
+                    self.console
+                )
             } else {
-                ""
-            }
-        ),
-        format!("stella: demo console: {console} (user \"admin\", one-time password above)"),
-    ];
-    for line in lines {
-        let _ = writeln!(out, "{line}");
+                format!(
+                    "stella: demo console: {} (user \"admin\" with the password set on an earlier run; `stella reset-password --data-dir {}` with the daemon stopped gives a new one)",
+                    self.console,
+                    self.dir.path.display()
+                )
+            },
+        ];
+        for line in lines {
+            let _ = writeln!(out, "{line}");
+        }
     }
 }
 

@@ -81,7 +81,7 @@ fn demo_shows_image_findings_and_verdict_and_its_key_is_trusted_nowhere_else() {
 
     // What the newcomer reads: the demo is labelled, the console URL and the password are there.
     assert!(
-        after(&daemon, "stella: DEMO MODE: ").contains("ephemeral demo key"),
+        after(&daemon, "stella: DEMO MODE: sample kit demo-1-").contains("ephemeral demo key"),
         "{:#?}",
         daemon.seen
     );
@@ -186,6 +186,18 @@ fn demo_shows_image_findings_and_verdict_and_its_key_is_trusted_nowhere_else() {
     );
     let stderr = daemon.stop();
     assert!(stderr.contains("DEMO MODE"), "{stderr}");
+
+    // A second demo run on the same data dir keeps the first run's data and says so.
+    let again = Daemon::start(&data, &["--demo", "--config", config.to_str().unwrap()]);
+    assert!(
+        after(&again, "stella: DEMO MODE: ").contains("earlier demo run"),
+        "{:#?}",
+        again.seen
+    );
+    assert!(after(&again, "stella: demo console: ").contains("stella reset-password"));
+    assert!(again.bootstrap_password().is_none());
+    assert!(after(&again, "stella: demo: scanned sample image ").starts_with(&digest));
+    again.stop();
 
     // A normal daemon refuses the demo's data dir: demo data never pass for evidence.
     let (code, _, stderr) = run_to_end(&["serve", "--listen", "127.0.0.1:0"], &config, &data);
