@@ -332,10 +332,7 @@ async fn scan_upload_then_image_then_findings() {
     browser.close().await;
 }
 
-/// PENDING: `/console/advisories` (search with facets, one advisory) is issue #11's feeds page,
-/// not on main yet. Written against docs/console.md; remove the `ignore` when it lands.
 #[tokio::test]
-#[ignore = "pending: /console/advisories has not landed on main"]
 async fn advisory_search_finds_an_advisory_by_alias_and_opens_it() {
     let Some((_dir, _daemon, mut browser)) = admin_console("advisory-search").await else {
         return;
