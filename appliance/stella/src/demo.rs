@@ -69,13 +69,13 @@ pub(crate) enum Mode {
 #[derive(Debug)]
 pub(crate) struct DemoDir {
     pub(crate) path: PathBuf,
-    _temporary: Option<tempfile::TempDir>,
+    temporary: Option<tempfile::TempDir>,
 }
 
 impl DemoDir {
     /// Whether the directory goes away when the daemon stops.
     pub(crate) fn is_temporary(&self) -> bool {
-        self._temporary.is_some()
+        self.temporary.is_some()
     }
 }
 
@@ -112,10 +112,7 @@ pub(crate) fn data_dir(requested: Option<PathBuf>) -> anyhow::Result<DemoDir> {
          ephemeral key that only the demo trusted. `stella serve` without --demo refuses it.\n",
     )
     .with_context(|| format!("cannot mark {} as a demo data dir", path.display()))?;
-    Ok(DemoDir {
-        path,
-        _temporary: temporary,
-    })
+    Ok(DemoDir { path, temporary })
 }
 
 /// Refuses a demo data directory outside demo mode.
