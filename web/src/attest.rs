@@ -27,7 +27,7 @@ use stella_store::rusqlite::{OptionalExtension, params};
 
 use crate::AppState;
 use crate::auth::{AuditContext, Caller, RouteTable};
-use crate::console::view::{PER_PAGE, Pager, Params, When, error_page};
+use crate::console::view::{Column, PER_PAGE, Pager, Params, Sort, When, error_page};
 use crate::console::{Chrome, render};
 use crate::kits::read_upload;
 use crate::signing::{SignOutcome, SigningService};
@@ -92,6 +92,14 @@ pub(crate) fn routes(table: RouteTable) -> RouteTable {
 }
 
 const ATTESTATIONS_PATH: &str = "/console/attestations";
+/// The exports' sortable columns: key and label.
+const EXPORT_COLUMNS: [(&str, &str); 5] = [
+    ("id", "#"),
+    ("image", "Image"),
+    ("name", "Artefact"),
+    ("log_index", "Log index"),
+    ("created", "Created"),
+];
 
 /// One export in the list.
 struct ExportListRow {
@@ -109,6 +117,7 @@ struct ExportListRow {
 struct AttestationsPage {
     chrome: Chrome,
     rows: Vec<ExportListRow>,
+    columns: Vec<Column>,
     pager: Pager,
     /// Why there is no transparency log or trusted root; `None` when there is one.
     no_trust: Option<String>,
@@ -132,7 +141,8 @@ fn attestor_missing(state: &AppState) -> Option<String> {
 }
 
 /// The console's attestations: every export with its log index, the artefact and bundle to
-/// download, the trust documents a verifier needs, and the form to verify a bundle.
+/// download (newest first; `?sort=` by any column but the downloads), the trust documents a
+/// verifier needs, and the form to verify a bundle.
 async fn attestations_page(
     State(state): State<AppState>,
     chrome: Chrome,
@@ -142,15 +152,27 @@ async fn attestations_page(
     let params = Params::parse(query.as_deref());
     let now = state.clock().now_unix();
     let no_trust = attestor_missing(&state);
+    let sort = Sort::new(&params, &EXPORT_COLUMNS, "-created");
+    let columns = sort.columns(&params, ATTESTATIONS_PATH, &EXPORT_COLUMNS);
+    let order = sort.order_by(
+        &[
+            ("created", "created_at"),
+            ("id", "id"),
+            ("image", "image_digest"),
+            ("name", "name"),
+            ("log_index", "log_index"),
+        ],
+        "id",
+    );
     let listed = tokio::task::spawn_blocking(move || {
         let conn = state.stores().catalog.connection();
         let total: i64 = conn.query_row("SELECT count(*) FROM exports", [], |r| r.get(0))?;
         let pager = Pager::new(&params, ATTESTATIONS_PATH, total.max(0) as usize, PER_PAGE);
         let range = pager.range();
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare(&format!(
             "SELECT id, image_digest, name, format, log_index, created_at FROM exports
-             ORDER BY id DESC LIMIT ?1 OFFSET ?2",
-        )?;
+             ORDER BY {order} LIMIT ?1 OFFSET ?2"
+        ))?;
         let rows = stmt
             .query_map(
                 params![(range.end - range.start) as i64, range.start as i64],
@@ -179,6 +201,7 @@ async fn attestations_page(
         &AttestationsPage {
             chrome,
             rows,
+            columns,
             pager,
             no_trust,
         },
@@ -859,11 +882,16 @@ mod tests {
 
     use super::testing::{SBOM, env_with_signing, signed_bundle};
     use crate::console::testing::{CSRF, ConsoleEnv, T0};
-    use crate::kits::tests::multipart;
+    use crate::kits::tests::{multipart, order};
 
     const VERIFY: &str = "/console/attestations/verify";
 
     fn export_row(env: &ConsoleEnv, name: &str) {
+        export_of(env, ("sha256:aa", name, 7, 60));
+    }
+
+    /// Records an export of `image` called `name` at `log_index`, made `age` seconds ago.
+    fn export_of(env: &ConsoleEnv, (image, name, log_index, age): (&str, &str, i64, u64)) {
         env.state
             .stores()
             .catalog
@@ -871,8 +899,8 @@ mod tests {
             .execute(
                 "INSERT INTO exports (image_digest, format, view, name, artifact_digest,
                                       bundle_digest, log_index, created_at)
-                 VALUES ('sha256:aa', 'cdx-json', 'inventory', ?1, 'sha256:bb', 'sha256:cc', 7, ?2)",
-                params![name, (T0 - 60) as i64],
+                 VALUES (?1, 'cdx-json', 'inventory', ?2, 'sha256:bb', 'sha256:cc', ?3, ?4)",
+                params![image, name, log_index, (T0 - age) as i64],
             )
             .unwrap();
     }
@@ -923,6 +951,55 @@ mod tests {
             "{}",
             second.body
         );
+    }
+
+    #[tokio::test]
+    async fn exports_sort_by_each_column() {
+        let env = ConsoleEnv::new();
+        // Made in this order (ids 1, 2, 3), at these ages.
+        for export in [
+            ("sha256:bb", "b.cdx.json", 9, 60),
+            ("sha256:cc", "c.spdx.json", 3, 600),
+            ("sha256:aa", "a.report.json", 5, 6),
+        ] {
+            export_of(&env, export);
+        }
+        let viewer = env.sign_in("val", "viewer");
+        let names = ["a.report.json", "b.cdx.json", "c.spdx.json"];
+        let get = |query: &'static str| {
+            let env = &env;
+            let viewer = viewer.clone();
+            async move {
+                let page = env
+                    .get(&viewer, &format!("/console/attestations{query}"))
+                    .await;
+                assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+                page.body
+            }
+        };
+        let newest = get("").await;
+        assert!(
+            newest.contains(
+                r#"<th scope="col" aria-sort="descending"><a href="/console/attestations?sort=created">Created</a></th>"#
+            ),
+            "{newest}"
+        );
+        assert!(get("?sort=id").await.contains(
+            r#"<th scope="col" aria-sort="ascending"><a href="/console/attestations?sort=-id">#</a></th>"#
+        ));
+        let (a, b, c) = ("a.report.json", "b.cdx.json", "c.spdx.json");
+        for (query, expected) in [
+            ("", [a, b, c]),
+            ("?sort=id", [b, c, a]),
+            ("?sort=-image", [c, b, a]),
+            ("?sort=name", [a, b, c]),
+            ("?sort=log_index", [c, a, b]),
+            ("?sort=created", [c, b, a]),
+            // Unknown keys fall back to newest first.
+            ("?sort=-format", [a, b, c]),
+        ] {
+            assert_eq!(order(&get(query).await, &names), expected, "{query}");
+        }
     }
 
     #[tokio::test]

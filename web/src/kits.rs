@@ -20,7 +20,7 @@ use stella_authority::Scope;
 use stella_feeds::{ImportError, ImportOptions, ImportOutcome, Rejection};
 
 use crate::auth::RouteTable;
-use crate::console::view::{PER_PAGE, Pager, Params, When, error_page};
+use crate::console::view::{Column, PER_PAGE, Pager, Params, Sort, When, error_page};
 use crate::console::{Chrome, render};
 use crate::{AppState, Caller, RequestId};
 
@@ -280,6 +280,15 @@ pub(crate) fn freshness(state: &AppState) -> Result<Freshness, String> {
 }
 
 const KITS_PATH: &str = "/console/kits";
+/// The trail's sortable columns: key and label.
+const IMPORT_COLUMNS: [(&str, &str); 6] = [
+    ("at", "When"),
+    ("actor", "Who"),
+    ("kit", "Kit"),
+    ("channel", "Channel"),
+    ("sequence", "Sequence"),
+    ("verdict", "Verdict"),
+];
 
 /// One attempt of the import audit trail.
 struct ImportRow {
@@ -302,11 +311,13 @@ struct KitsPage {
     freshness: Freshness,
     can_import: bool,
     imports: Vec<ImportRow>,
+    columns: Vec<Column>,
     pager: Pager,
     max_mib: u64,
 }
 
-/// The console's kit page: freshness per channel, the upload form, the import audit trail.
+/// The console's kit page: freshness per channel, the upload form, the import audit trail
+/// (newest first; `?sort=` by any column but the detail).
 async fn kits_page(
     State(state): State<AppState>,
     chrome: Chrome,
@@ -316,20 +327,63 @@ async fn kits_page(
     let params = Params::parse(query.as_deref());
     let now = state.clock().now_unix();
     let max_mib = state.config().kits.max_kit_bytes >> 20;
+    let sort = Sort::new(&params, &IMPORT_COLUMNS, "-at");
+    let columns = sort.columns(&params, KITS_PATH, &IMPORT_COLUMNS);
+    let order = sort.order_by(
+        &[
+            ("at", "at"),
+            ("actor", "actor"),
+            ("kit", "kit_id"),
+            ("channel", "channel"),
+            ("sequence", "sequence"),
+            ("verdict", "verdict"),
+        ],
+        "id",
+    );
     let loaded = tokio::task::spawn_blocking(move || {
         let freshness = freshness(&state)?;
-        let catalog = &state.stores().catalog;
-        let total: i64 = catalog
-            .connection()
-            .query_row("SELECT count(*) FROM kit_imports", [], |row| row.get(0))
-            .map_err(|e| e.to_string())?;
-        let pager = Pager::new(&params, KITS_PATH, total.max(0) as usize, PER_PAGE);
-        let range = pager.range();
-        // The trail is newest first; read up to this page's end and keep its rows.
-        let imports = state
-            .feeds()
-            .imports(catalog, u32::try_from(range.end).unwrap_or(u32::MAX))
-            .map_err(|e| e.to_string())?;
+        let conn = state.stores().catalog.connection();
+        let read = || -> stella_store::rusqlite::Result<(Pager, Vec<ImportRow>)> {
+            let total: i64 =
+                conn.query_row("SELECT count(*) FROM kit_imports", [], |row| row.get(0))?;
+            let pager = Pager::new(&params, KITS_PATH, total.max(0) as usize, PER_PAGE);
+            let range = pager.range();
+            let mut stmt = conn.prepare(&format!(
+                "SELECT at, actor, kit_id, channel, sequence, verdict, detail FROM kit_imports
+                 ORDER BY {order} LIMIT ?1 OFFSET ?2"
+            ))?;
+            let rows = stmt
+                .query_map(
+                    stella_store::rusqlite::params![
+                        (range.end - range.start) as i64,
+                        range.start as i64
+                    ],
+                    |row| {
+                        let at: String = row.get(0)?;
+                        let verdict: String = row.get(5)?;
+                        Ok(ImportRow {
+                            at: When::parse(&at, now),
+                            at_text: at,
+                            actor: row.get(1)?,
+                            kit_id: row
+                                .get::<_, Option<String>>(2)?
+                                .unwrap_or_else(|| "-".to_owned()),
+                            channel: row
+                                .get::<_, Option<String>>(3)?
+                                .unwrap_or_else(|| "-".to_owned()),
+                            sequence: row
+                                .get::<_, Option<i64>>(4)?
+                                .map_or_else(|| "-".to_owned(), |s| s.to_string()),
+                            rejected: verdict.starts_with("rejected"),
+                            verdict,
+                            detail: row.get(6)?,
+                        })
+                    },
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((pager, rows))
+        };
+        let (pager, imports) = read().map_err(|e| e.to_string())?;
         Ok::<_, String>((freshness, pager, imports))
     })
     .await
@@ -347,21 +401,6 @@ async fn kits_page(
             );
         }
     };
-    let imports = imports
-        .into_iter()
-        .skip(pager.range().start)
-        .map(|r| ImportRow {
-            at: When::parse(&r.at, now),
-            at_text: r.at,
-            actor: r.actor,
-            kit_id: r.kit_id.unwrap_or_else(|| "-".to_owned()),
-            channel: r.channel.unwrap_or_else(|| "-".to_owned()),
-            sequence: r.sequence.map_or_else(|| "-".to_owned(), |s| s.to_string()),
-            rejected: r.verdict.starts_with("rejected"),
-            verdict: r.verdict,
-            detail: r.detail,
-        })
-        .collect();
     render(
         StatusCode::OK,
         &KitsPage {
@@ -369,6 +408,7 @@ async fn kits_page(
             chrome,
             freshness,
             imports,
+            columns,
             pager,
             max_mib,
         },
@@ -606,14 +646,32 @@ pub(crate) mod tests {
     }
 
     fn import_record(env: &ConsoleEnv, verdict: &str, detail: &str) {
+        import_by(env, ("opal", "osv", 1, verdict, 1), detail);
+    }
+
+    /// Records an import attempt by `actor` of kit `kit-of-ACTOR` on `channel` at `sequence`,
+    /// `age_hours` ago.
+    fn import_by(
+        env: &ConsoleEnv,
+        (actor, channel, sequence, verdict, age_hours): (&str, &str, u64, &str, u64),
+        detail: &str,
+    ) {
         env.state
             .stores()
             .catalog
             .connection()
             .execute(
                 "INSERT INTO kit_imports (kit_id, channel, sequence, verdict, detail, actor, at)
-                 VALUES ('kit-1', 'osv', 1, ?1, ?2, 'opal', ?3)",
-                params![verdict, detail, stella_core::rfc3339(T0 - 3600)],
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    format!("kit-of-{actor}"),
+                    channel,
+                    sequence as i64,
+                    verdict,
+                    detail,
+                    actor,
+                    stella_core::rfc3339(T0 - age_hours * 3600)
+                ],
             )
             .unwrap();
     }
@@ -676,6 +734,64 @@ pub(crate) mod tests {
         let second = env.get(&viewer, "/console/kits?page=2").await;
         assert!(second.body.contains("51–56 of 56"), "{}", second.body);
         assert!(!second.body.contains("alert(1)"));
+    }
+
+    /// The names of `names` in the order they appear in `body`.
+    pub(crate) fn order<'a>(body: &str, names: &[&'a str]) -> Vec<&'a str> {
+        let mut found: Vec<(usize, &str)> = names
+            .iter()
+            .map(|n| (body.find(n).unwrap_or_else(|| panic!("{n} missing")), *n))
+            .collect();
+        found.sort();
+        found.into_iter().map(|(_, n)| n).collect()
+    }
+
+    #[tokio::test]
+    async fn kits_trail_sorts_by_each_column() {
+        let env = ConsoleEnv::new();
+        // Oldest first: opal's, then ada's rejection, then zed's.
+        for attempt in [
+            ("opal", "osv", 2, "loaded", 3),
+            ("ada", "nvd", 5, "rejected:signature", 2),
+            ("zed", "vendor", 3, "loaded", 1),
+        ] {
+            import_by(&env, attempt, "{}");
+        }
+        let viewer = env.sign_in("val", "viewer");
+        let (opal, ada, zed) = ("kit-of-opal", "kit-of-ada", "kit-of-zed");
+        let get = |query: &'static str| {
+            let (env, viewer) = (&env, viewer.clone());
+            async move {
+                let page = env.get(&viewer, &format!("/console/kits{query}")).await;
+                assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+                page.body
+            }
+        };
+        assert!(get("").await.contains(
+            r#"<th scope="col" aria-sort="descending"><a href="/console/kits?sort=at">When</a></th>"#
+        ));
+        assert!(get("?sort=actor").await.contains(
+            r#"<th scope="col" aria-sort="ascending"><a href="/console/kits?sort=-actor">Who</a></th>"#
+        ));
+        for (query, expected) in [
+            ("", [zed, ada, opal]),
+            ("?sort=actor", [ada, opal, zed]),
+            ("?sort=-sequence&page=1", [ada, zed, opal]),
+            ("?sort=channel", [ada, opal, zed]),
+            ("?sort=-verdict", [ada, zed, opal]),
+            ("?sort=-kit", [zed, opal, ada]),
+            // An unknown key (or an attempt at SQL) falls back to newest first.
+            (
+                "?sort=detail%3B%20DROP%20TABLE%20kit_imports",
+                [zed, ada, opal],
+            ),
+        ] {
+            assert_eq!(
+                order(&get(query).await, &[opal, ada, zed]),
+                expected,
+                "{query}"
+            );
+        }
     }
 
     #[tokio::test]

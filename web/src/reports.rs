@@ -699,14 +699,41 @@ pub(crate) fn policy_revisions(
     limit: usize,
     offset: usize,
 ) -> Result<(usize, Vec<PolicyRevision>), Broken> {
+    policy_revisions_by(state, RevisionOrder::Revision, true, limit, offset)
+}
+
+/// What the revision history can be ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RevisionOrder {
+    Revision,
+    Name,
+    Author,
+    Saved,
+}
+
+/// [`policy_revisions`] ordered by `order` (ties by revision, in the same direction).
+pub(crate) fn policy_revisions_by(
+    state: &AppState,
+    order: RevisionOrder,
+    descending: bool,
+    limit: usize,
+    offset: usize,
+) -> Result<(usize, Vec<PolicyRevision>), Broken> {
+    let column = match order {
+        RevisionOrder::Revision => "revision",
+        RevisionOrder::Name => "name",
+        RevisionOrder::Author => "created_by",
+        RevisionOrder::Saved => "created_at",
+    };
+    let direction = if descending { "DESC" } else { "ASC" };
     let conn = state.stores().catalog.connection();
     let total: i64 = conn
         .query_row("SELECT count(*) FROM policy_revisions", [], |r| r.get(0))
         .map_err(broken)?;
     let mut statement = conn
         .prepare(&format!(
-            "SELECT {REVISION_COLUMNS} FROM policy_revisions ORDER BY revision DESC
-             LIMIT ?1 OFFSET ?2"
+            "SELECT {REVISION_COLUMNS} FROM policy_revisions
+             ORDER BY {column} {direction}, revision {direction} LIMIT ?1 OFFSET ?2"
         ))
         .map_err(broken)?;
     let rows = statement

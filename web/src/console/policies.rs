@@ -14,11 +14,11 @@ use stella_authority::Scope;
 use stella_decide::PolicyError;
 use stella_decide::policy::DEFAULT_POLICY_YAML;
 
-use super::view::{PER_PAGE, Pager, Params, When, error_page, secure};
+use super::view::{Column, PER_PAGE, Pager, Params, Sort, When, error_page, secure};
 use super::{Chrome, render};
 use crate::AppState;
 use crate::auth::{AuditContext, RouteTable};
-use crate::reports::{self, Broken, PolicyProblem, PolicyRevision};
+use crate::reports::{self, Broken, PolicyProblem, PolicyRevision, RevisionOrder};
 
 pub(super) fn routes(table: RouteTable) -> RouteTable {
     table
@@ -43,6 +43,13 @@ pub(super) fn routes(table: RouteTable) -> RouteTable {
 }
 
 const PATH: &str = "/console/policies";
+/// The history's sortable columns: key and label.
+const HISTORY_COLUMNS: [(&str, &str); 4] = [
+    ("revision", "Revision"),
+    ("name", "Name"),
+    ("author", "Author"),
+    ("saved", "Saved"),
+];
 
 /// One policy error, at its place in the text when the parser knows it.
 struct ProblemLine {
@@ -125,6 +132,7 @@ struct EditorPage {
     saved: Option<i64>,
     can_edit: bool,
     history: Vec<HistoryRow>,
+    columns: Vec<Column>,
     pager: Pager,
 }
 
@@ -175,10 +183,20 @@ fn editor(
     } else {
         String::new()
     };
+    // The history's links drop `saved` (the notice belongs to the save only).
+    let list = params.without("saved");
+    let sort = Sort::new(&list, &HISTORY_COLUMNS, "-revision");
+    let order = match sort.key.as_str() {
+        "name" => RevisionOrder::Name,
+        "author" => RevisionOrder::Author,
+        "saved" => RevisionOrder::Saved,
+        _ => RevisionOrder::Revision,
+    };
     let total = reports::policy_revisions(state, 0, 0)?.0;
-    let pager = Pager::new(params, PATH, total, PER_PAGE);
+    let pager = Pager::new(&list, PATH, total, PER_PAGE);
     let range = pager.range();
-    let (_, rows) = reports::policy_revisions(state, range.len(), range.start)?;
+    let (_, rows) =
+        reports::policy_revisions_by(state, order, sort.descending, range.len(), range.start)?;
     let saved = params
         .get("saved")
         .and_then(|n| n.parse::<i64>().ok())
@@ -192,6 +210,7 @@ fn editor(
         problems,
         saved,
         history: rows.iter().map(|r| HistoryRow::of(r, now)).collect(),
+        columns: sort.columns(&list, PATH, &HISTORY_COLUMNS),
         pager,
     })
 }
@@ -498,17 +517,21 @@ rules:
         assert_eq!(revisions(&env), 1);
     }
 
-    #[tokio::test]
-    async fn history_is_paginated_newest_first() {
-        let env = ConsoleEnv::new();
+    /// Saves a minimal policy called `name` as `author`.
+    fn save_revision(env: &ConsoleEnv, name: &str, author: &str) {
         let ctx = crate::auth::AuditContext {
             request_id: None,
             source: "test".into(),
         };
+        let text = format!("apiVersion: stella.policy/v1\nname: {name}\n");
+        crate::reports::create_policy_revision(&env.state, text.as_bytes(), author, &ctx).unwrap();
+    }
+
+    #[tokio::test]
+    async fn history_is_paginated_newest_first() {
+        let env = ConsoleEnv::new();
         for n in 1..=51 {
-            let text = format!("apiVersion: stella.policy/v1\nname: p{n}\n");
-            crate::reports::create_policy_revision(&env.state, text.as_bytes(), "amy", &ctx)
-                .unwrap();
+            save_revision(&env, &format!("p{n}"), "amy");
         }
         let viewer = env.sign_in("val", "viewer");
         let page = env.get(&viewer, "/console/policies").await;
@@ -519,6 +542,47 @@ rules:
         let page = env.get(&viewer, "/console/policies?page=2").await;
         assert!(page.body.contains("Revisions 51–51 of 51"));
         assert!(page.body.contains("href=\"/console/policies/1\""));
+    }
+
+    #[tokio::test]
+    async fn history_sorts_by_each_column() {
+        let env = ConsoleEnv::new();
+        for (name, author) in [("beta", "cy"), ("alpha", "bo"), ("gamma", "al")] {
+            save_revision(&env, name, author);
+        }
+        let viewer = env.sign_in("val", "viewer");
+        let get = |query: &'static str| {
+            let (env, viewer) = (&env, viewer.clone());
+            async move {
+                env.get(&viewer, &format!("/console/policies{query}"))
+                    .await
+                    .body
+            }
+        };
+        // Sort links keep the list's parameters but not the save notice.
+        assert!(get("?saved=3").await.contains(
+            r#"<th scope="col" aria-sort="descending"><a href="/console/policies?sort=revision">Revision</a></th>"#
+        ));
+        assert!(get("?sort=name").await.contains(
+            r#"<th scope="col" aria-sort="ascending"><a href="/console/policies?sort=-name">Name</a></th>"#
+        ));
+        let (a, b, g) = ("<td>alpha</td>", "<td>beta</td>", "<td>gamma</td>");
+        for (query, expected) in [
+            ("?saved=3", [g, a, b]),
+            ("?sort=name", [a, b, g]),
+            ("?sort=-author", [b, a, g]),
+            ("?sort=revision", [b, a, g]),
+            ("?sort=saved", [b, a, g]),
+            ("?sort=digest", [g, a, b]),
+        ] {
+            let body = get(query).await;
+            let history = body.split("id=\"h-history\"").nth(1).unwrap();
+            assert_eq!(
+                crate::kits::tests::order(history, &[a, b, g]),
+                expected,
+                "{query}"
+            );
+        }
     }
 
     #[tokio::test]

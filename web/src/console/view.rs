@@ -242,6 +242,13 @@ impl Params {
         self.0.get(key).map(String::as_str)
     }
 
+    /// These parameters without `key`.
+    pub(crate) fn without(&self, key: &str) -> Self {
+        let mut pairs = self.0.clone();
+        pairs.remove(key);
+        Self(pairs)
+    }
+
     /// `path?query` with `key` set to `value` (removed when empty) and `page` reset unless it is
     /// the key being set.
     pub(crate) fn href(&self, path: &str, key: &str, value: &str) -> String {
@@ -390,6 +397,19 @@ impl Sort {
             .collect()
     }
 
+    /// The SQL `ORDER BY` clause for this sort: the expression `exprs` maps the key to (the
+    /// first one when none does; they are the caller's constants, never request text), then
+    /// `tiebreak`, both in this sort's direction.
+    pub(crate) fn order_by(&self, exprs: &[(&str, &'static str)], tiebreak: &str) -> String {
+        let expr = exprs
+            .iter()
+            .find(|(key, _)| *key == self.key)
+            .or(exprs.first())
+            .map_or(tiebreak, |(_, expr)| expr);
+        let direction = if self.descending { "DESC" } else { "ASC" };
+        format!("{expr} {direction}, {tiebreak} {direction}")
+    }
+
     /// Orders `rows` by `key_of(row, self.key)`, then reverses if descending. Stable.
     pub(crate) fn apply<T, K: Ord>(&self, rows: &mut [T], key_of: impl Fn(&T, &str) -> K) {
         rows.sort_by_key(|row| key_of(row, &self.key));
@@ -505,6 +525,11 @@ mod tests {
         assert_eq!(headers[1].aria_sort, "none");
         let bogus = Sort::new(&Params::parse(Some("sort=-evil")), &cols, "-version");
         assert_eq!((bogus.key.as_str(), bogus.descending), ("version", true));
+        assert_eq!(
+            bogus.order_by(&[("name", "n"), ("version", "v")], "id"),
+            "v DESC, id DESC"
+        );
+        assert_eq!(sort.order_by(&[("name", "n")], "id"), "n ASC, id ASC");
         let mut rows = vec![3, 1, 2];
         bogus.apply(&mut rows, |r, _| *r);
         assert_eq!(rows, vec![3, 2, 1]);
