@@ -17,6 +17,8 @@ mod audit;
 mod dashboard;
 mod findings;
 mod images;
+#[cfg(test)]
+mod lint;
 mod policies;
 mod scans;
 mod vex;

@@ -310,14 +310,14 @@ async fn revision_page(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use axum::body::Body;
     use axum::http::{Method, Request, StatusCode, header};
     use stella_decide::Policy;
 
     use crate::console::testing::ConsoleEnv;
 
-    const VALID: &str = "apiVersion: stella.policy/v1
+    pub(crate) const VALID: &str = "apiVersion: stella.policy/v1
 name: team
 defaultAction: warn
 rules:
@@ -328,7 +328,7 @@ rules:
 ";
 
     /// Line 7 misspells `match`'s `kev` as `kevv`.
-    const INVALID: &str = "apiVersion: stella.policy/v1
+    pub(crate) const INVALID: &str = "apiVersion: stella.policy/v1
 name: team
 defaultAction: warn
 rules:

@@ -489,7 +489,7 @@ async fn scan_page(
 pub(super) mod fixtures;
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use axum::body::Body;
     use axum::http::{Method, Request, StatusCode, header};
     use stella_store::rusqlite::params;
@@ -497,7 +497,7 @@ mod tests {
     use super::fixtures::{scanner_fixtures, wait_for};
     use crate::console::testing::{CSRF, ConsoleEnv, Page, T0};
 
-    fn insert_scan(env: &ConsoleEnv, id: &str, image: &str, status: &str, started: u64) {
+    pub(crate) fn insert_scan(env: &ConsoleEnv, id: &str, image: &str, status: &str, started: u64) {
         env.state
             .stores()
             .catalog
