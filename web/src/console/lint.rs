@@ -391,6 +391,16 @@ fn lint_html(body: &str, csrf: Option<&str>, role: Option<Role>) -> Vec<String> 
     } else if text_of(&h1[0]).is_empty() {
         problems.push("the <h1> is empty".to_owned());
     }
+    let metas = named("meta");
+    if !metas
+        .iter()
+        .any(|m| attr(m, "charset").is_some_and(|c| c.eq_ignore_ascii_case("utf-8")))
+    {
+        problems.push("no <meta charset=\"utf-8\">".to_owned());
+    }
+    if !metas.iter().any(|m| attr(m, "name") == Some("viewport")) {
+        problems.push("no <meta name=\"viewport\">".to_owned());
+    }
     let mains = named("main");
     if mains.len() != 1 || attr(&mains[0], "id") != Some("main") {
         problems.push("not exactly one <main id=\"main\">".to_owned());
@@ -533,6 +543,37 @@ fn lint_html(body: &str, csrf: Option<&str>, role: Option<Role>) -> Vec<String> 
             || attr(el, "aria-labelledby").is_some_and(|l| !l.trim().is_empty());
         if !labelled {
             problems.push(format!("{} has no label", describe(el)));
+        }
+    }
+
+    // Keyboard: the tab order is the document's, links go somewhere without script, every
+    // form can be sent and every list offers a choice.
+    for el in &all {
+        if attr(el, "tabindex").and_then(|t| t.trim().parse::<i64>().ok()) > Some(0) {
+            problems.push(format!("positive tabindex on {}", describe(el)));
+        }
+        let name = el.value().name();
+        if name == "a" && attr(el, "href").is_none_or(|h| h.trim().is_empty() || h == "#") {
+            problems.push(format!("{} goes nowhere: {}", describe(el), text_of(el)));
+        }
+        if name == "form" {
+            let submits = el.descendants().filter_map(ElementRef::wrap).any(|c| {
+                let kind = attr(&c, "type").map(str::to_ascii_lowercase);
+                (c.value().name() == "button" && matches!(kind.as_deref(), None | Some("submit")))
+                    || (c.value().name() == "input"
+                        && matches!(kind.as_deref(), Some("submit" | "image")))
+            });
+            if !submits {
+                problems.push(format!("{} has no submit button", describe(el)));
+            }
+        }
+        if name == "select"
+            && !el
+                .descendants()
+                .filter_map(ElementRef::wrap)
+                .any(|o| o.value().name() == "option")
+        {
+            problems.push(format!("{} has no options", describe(el)));
         }
     }
 
@@ -776,7 +817,7 @@ async fn every_console_page_passes_the_lint() {
 /// The lint itself finds each kind of violation in a page made to break every rule.
 #[test]
 fn the_lint_finds_each_kind_of_violation() {
-    let broken = r##"<!doctype html><html><head></head><body>
+    let broken = r##"<!doctype html><html><head><meta charset="latin1"></head><body>
 <a href="/">first</a><a href="#nowhere">x</a>
 <h1>One</h1><h1>Two</h1>
 <script>alert(1)</script><style>p{}</style>
@@ -792,7 +833,7 @@ fn the_lint_finds_each_kind_of_violation() {
 <time>yesterday</time><time datetime="soon">soon</time> <span class="age">(now)</span>
 <time datetime="2026-11-29T11:40:00+01:00">11:40</time> <span class="age">(1 h ago)</span>
 <table><caption>Rows 1–2 of 2</caption><tr><th scope="col">x</th></tr></table><nav class="pager"></nav>
-<button type="submit"></button><img src="/console/static/x.png"><input type="file" id="f" aria-label="File">
+<button type="submit"></button><a>nowhere</a><p tabindex="2">x</p><img src="/console/static/x.png"><input type="file" id="f" aria-label="File">
 <table><tr><th scope="col" aria-sort="up">x</th><th>y</th></tr></table><p><div>x</div></p></b>
 </body></html>"##;
     let problems = lint_html(broken, Some(CSRF), Some(Role::Viewer));
@@ -817,6 +858,14 @@ fn the_lint_finds_each_kind_of_violation() {
         "no POST route serves /console/nothing-here",
         "<input name=\"name\"> has no label",
         "<select id=\"s\"> has no label",
+        "<select id=\"s\"> has no options",
+        "no <meta charset=\"utf-8\">",
+        "no <meta name=\"viewport\">",
+        "<a> goes nowhere: nowhere",
+        "positive tabindex on <p>",
+        "<form action=\"/console/users\"> has no submit button",
+        "<form action=\"/console/kits\"> has no submit button",
+        "<form action=\"/console/nothing-here\"> has no submit button",
         "<textarea> has no label",
         "<label for=\"ghost\"> names no element",
         "aria-describedby=\"none\" on <textarea> names no element",
