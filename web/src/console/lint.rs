@@ -26,13 +26,17 @@ use stella_store::rusqlite::params;
 
 use super::scans::fixtures::{HOSTILE_LABEL, two_scanned_images};
 use super::testing::{CSRF, ConsoleEnv, Page};
+use super::view::Params;
 use crate::auth::{Access, Role};
 
 /// A console with data on every page: two scanned images (and their diff), a findings image
 /// with a stored report, an imported kit and a rejected one, a policy revision, an export with
-/// its downloads, failed and interrupted scans, users, a client and their audit trail.
+/// its downloads, failed and interrupted scans, users, a client and their audit trail; and a
+/// second console whose kit has the advisory pages' richer records (ranges, distro releases,
+/// references, aliases and related ids, hostile text, conflicting VEX statements).
 struct Site {
     env: ConsoleEnv,
+    feeds: ConsoleEnv,
     /// Keeps the scanned images' files.
     _images: tempfile::TempDir,
     old: String,
@@ -134,8 +138,11 @@ impl Site {
             ))
             .await;
         posted.push(("POST /console/attestations/verify".to_owned(), verified));
+        let feeds = ConsoleEnv::new();
+        super::advisories::tests::load(&feeds, &super::advisories::tests::contents());
         Self {
             env,
+            feeds,
             _images: images,
             old,
             new,
@@ -254,8 +261,90 @@ impl Site {
             ),
             ("/console/users", vec![ok("/console/users")]),
             ("/console/clients", vec![ok("/console/clients")]),
+            (
+                "/console/advisories",
+                vec![
+                    ok("/console/advisories"),
+                    ok("/console/advisories?q=requests"),
+                ],
+            ),
+            (
+                "/console/advisories/{id}",
+                vec![
+                    ok("/console/advisories/CVE-2024-1001"),
+                    ok("/console/advisories/GHSA-aaaa-bbbb-cccc"),
+                    not_found("/console/advisories/CVE-1999-0001"),
+                ],
+            ),
+            (
+                "/console/vex",
+                vec![
+                    ok("/console/vex"),
+                    ok(&Params::default().href("/console/vex", "product", "pkg:pypi/jinja2")),
+                ],
+            ),
         ])
     }
+
+    /// The URLs to fetch on the second console (the advisory pages' own kit).
+    fn feed_urls() -> BTreeMap<&'static str, Vec<(String, StatusCode)>> {
+        let ok = |path: &str| (path.to_owned(), StatusCode::OK);
+        let log4j = "pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1";
+        BTreeMap::from([
+            (
+                "/console/advisories",
+                vec![
+                    ok("/console/advisories"),
+                    ok("/console/advisories?ecosystem=PyPI&page=2"),
+                    ok("/console/advisories?kev=yes&q=log4j"),
+                    ok("/console/advisories?q=evil-pkg"),
+                    ok("/console/advisories?q=nothing-matches-this"),
+                    ok("/console/advisories?q=severity%3A"),
+                ],
+            ),
+            (
+                "/console/advisories/{id}",
+                vec![
+                    ok("/console/advisories/CVE-2021-44228"),
+                    ok("/console/advisories/GHSA-jfh8-c2jp-5v3q"),
+                    ok("/console/advisories/CVE-2023-0286"),
+                    ok("/console/advisories/CVE-2024-6666"),
+                ],
+            ),
+            (
+                "/console/vex",
+                vec![
+                    ok("/console/vex"),
+                    ok("/console/vex?q=log4j"),
+                    ok(&Params::default().href("/console/vex", "product", log4j)),
+                    ok(&Params::default().href("/console/vex", "product", "pkg:npm/evil-pkg")),
+                ],
+            ),
+        ])
+    }
+}
+
+/// Violations known and left to their pages' owners: (route pattern, the problem's start).
+/// Each must still occur; remove it when its page is fixed.
+const KNOWN: &[(&str, &str)] = &[
+    // Search results are ranked by relevance and paginated, with no other order offered.
+    ("/console/advisories", "paginated table \"Advisories "),
+    // The products list is paginated and cannot be sorted.
+    ("/console/vex", "paginated table \"Products "),
+    // A product's page paginates vulnerability groups; their statement tables cannot be sorted.
+    ("/console/vex", "paginated table \"\" "),
+];
+
+/// Whether `problem` (`GET /path?query as role: problem`) is the known violation `known`.
+fn is_known((pattern, start): &(&str, &str), problem: &str) -> bool {
+    let Some((request, found)) = problem.split_once(": ") else {
+        return false;
+    };
+    let path = request
+        .strip_prefix("GET ")
+        .and_then(|r| r.split([' ', '?']).next())
+        .unwrap_or("");
+    matches_pattern(pattern, path) && found.starts_with(start)
 }
 
 /// The console GET routes of the route table (session access).
@@ -756,31 +845,35 @@ async fn every_console_page_passes_the_lint() {
     let mut problems = Vec::new();
     let mut fetched = 0;
     let mut linted = 0;
-    for role in Role::ALL {
-        let cookie = site
-            .env
-            .sign_in(&format!("lint-{}", role.as_str()), role.as_str());
-        for (pattern, paths) in &urls {
-            for (path, status) in paths {
-                let bare = path.split('?').next().unwrap_or("");
-                assert!(matches_pattern(pattern, bare), "{path} is not {pattern}");
-                let page = site.env.get(&cookie, path).await;
-                if role == Role::Admin && page.status != *status {
-                    problems.push(format!(
-                        "GET {path} as admin: status {}, expected {status}",
-                        page.status
-                    ));
-                }
-                let what = format!("GET {path} as {}", role.as_str());
-                lint_page(
-                    &what,
-                    &page,
-                    Some(CSRF),
-                    Some(role),
-                    &mut problems,
-                    &mut linted,
+    for (env, urls) in [(&site.env, &urls), (&site.feeds, &Site::feed_urls())] {
+        for role in Role::ALL {
+            let cookie = env.sign_in(&format!("lint-{}", role.as_str()), role.as_str());
+            for (pattern, paths) in urls {
+                assert!(
+                    routes.contains(pattern),
+                    "{pattern} is not a console GET route"
                 );
-                fetched += 1;
+                for (path, status) in paths {
+                    let bare = path.split('?').next().unwrap_or("");
+                    assert!(matches_pattern(pattern, bare), "{path} is not {pattern}");
+                    let page = env.get(&cookie, path).await;
+                    if role == Role::Admin && page.status != *status {
+                        problems.push(format!(
+                            "GET {path} as admin: status {}, expected {status}",
+                            page.status
+                        ));
+                    }
+                    let what = format!("GET {path} as {}", role.as_str());
+                    lint_page(
+                        &what,
+                        &page,
+                        Some(CSRF),
+                        Some(role),
+                        &mut problems,
+                        &mut linted,
+                    );
+                    fetched += 1;
+                }
             }
         }
     }
@@ -806,6 +899,18 @@ async fn every_console_page_passes_the_lint() {
     assert!(fetched > 4 * routes.len(), "fetched {fetched} pages");
     // All but the downloads (two routes, three URLs, four roles) are HTML pages.
     assert!(linted >= fetched - 12, "linted {linted} of {fetched}");
+    let mut unused: BTreeSet<_> = KNOWN.iter().collect();
+    problems.retain(|problem| {
+        let known = KNOWN.iter().find(|known| is_known(known, problem));
+        if let Some(known) = known {
+            unused.remove(known);
+        }
+        known.is_none()
+    });
+    assert!(
+        unused.is_empty(),
+        "known violations that no longer occur (remove them from KNOWN): {unused:?}"
+    );
     assert!(
         problems.is_empty(),
         "{} console lint violations:\n{}",
