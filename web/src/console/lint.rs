@@ -386,6 +386,20 @@ fn header_problems(page: &Page) -> Vec<String> {
         .collect()
 }
 
+/// The elements a console page may use (HTML's, less the obsolete and embedding ones).
+#[rustfmt::skip]
+const HTML_ELEMENTS: &[&str] = &[
+    "a", "abbr", "address", "article", "aside", "b", "blockquote", "body", "br", "button",
+    "caption", "cite", "code", "col", "colgroup", "data", "dd", "del", "details", "dfn", "div",
+    "dl", "dt", "em", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3",
+    "h4", "h5", "h6", "head", "header", "hr", "html", "i", "img", "input", "ins", "kbd", "label",
+    "legend", "li", "link", "main", "mark", "meta", "meter", "nav", "noscript", "ol", "optgroup",
+    "option", "output", "p", "pre", "progress", "q", "s", "samp", "script", "search", "section",
+    "select", "small", "span", "strong", "style", "sub", "summary", "sup", "table", "tbody", "td",
+    "template", "textarea", "tfoot", "th", "thead", "time", "title", "tr", "u", "ul", "var",
+    "wbr",
+];
+
 /// The elements of `doc` in document order.
 fn elements(doc: &Html) -> Vec<ElementRef<'_>> {
     doc.root_element()
@@ -499,12 +513,22 @@ fn lint_html(body: &str, csrf: Option<&str>, role: Option<Role>) -> Vec<String> 
         _ => problems.push("the first link is not the skip link to #main".to_owned()),
     }
 
+    // Escaping: data shown unescaped makes elements HTML does not have.
+    for el in &all {
+        if !HTML_ELEMENTS.contains(&el.value().name()) {
+            problems.push(format!(
+                "unknown element {} (unescaped text?)",
+                describe(el)
+            ));
+        }
+    }
+
     // Ids: unique, and the ones referred to exist.
     let mut ids = BTreeSet::new();
     for el in &all {
         if let Some(id) = attr(el, "id") {
-            if id.trim().is_empty() {
-                problems.push(format!("empty id on {}", describe(el)));
+            if id.is_empty() || id.contains(char::is_whitespace) {
+                problems.push(format!("id \"{id}\" is empty or has spaces"));
             } else if !ids.insert(id) {
                 problems.push(format!("id \"{id}\" is used more than once"));
             }
@@ -933,7 +957,7 @@ fn the_lint_finds_each_kind_of_violation() {
 <input type="hidden" name="csrf" value="test-csrf-token"></form>
 <form method="post" action="/console/nothing-here"><input type="hidden" name="csrf" value="test-csrf-token"></form>
 <label for="ghost">Ghost</label><select id="s"></select><textarea aria-describedby="none"></textarea>
-<p id="dup"></p><p id="dup"></p>
+<p id="dup"></p><p id="dup"></p><p id="a b">Header <injection> in requests</p>
 <table><tr><td>1</td></tr></table>
 <time>yesterday</time><time datetime="soon">soon</time> <span class="age">(now)</span>
 <time datetime="2026-11-29T11:40:00+01:00">11:40</time> <span class="age">(1 h ago)</span>
@@ -975,6 +999,8 @@ fn the_lint_finds_each_kind_of_violation() {
         "<label for=\"ghost\"> names no element",
         "aria-describedby=\"none\" on <textarea> names no element",
         "id \"dup\" is used more than once",
+        "id \"a b\" is empty or has spaces",
+        "unknown element <injection> (unescaped text?)",
         "<table> has no <th> header cells",
         "<time> without datetime: yesterday",
         "<time datetime=\"soon\"> is not RFC 3339",
