@@ -344,8 +344,6 @@ impl Site {
 const KNOWN: &[(&str, &str)] = &[
     // Search results are ranked by relevance and paginated, with no other order offered.
     ("/console/advisories", "paginated table \"Advisories "),
-    // The products list is paginated and cannot be sorted.
-    ("/console/vex", "paginated table \"Products "),
     // A product's page paginates vulnerability groups; their statement tables cannot be sorted.
     ("/console/vex", "paginated table \"\" "),
 ];

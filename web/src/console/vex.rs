@@ -17,7 +17,7 @@ use stella_feeds::VexProducts;
 use stella_importer::VexClaim;
 
 use super::advisories::{ClaimRow, advisory_href, kit_labels, no_kit, store_failed};
-use super::view::{PER_PAGE, Pager, Params, error_page};
+use super::view::{Column, PER_PAGE, Pager, Params, Sort, error_page};
 use super::{Chrome, render};
 use crate::AppState;
 use crate::auth::RouteTable;
@@ -27,6 +27,12 @@ pub(super) fn routes(table: RouteTable) -> RouteTable {
 }
 
 const PATH: &str = "/console/vex";
+/// Sortable columns of the products list.
+const PRODUCT_COLUMNS: [(&str, &str); 3] = [
+    ("product", "Product"),
+    ("statements", "Statements"),
+    ("vulnerabilities", "Vulnerabilities"),
+];
 
 struct ProductRow {
     product: String,
@@ -40,6 +46,7 @@ struct ProductRow {
 struct ProductsView {
     chrome: Chrome,
     q: String,
+    columns: Vec<Column>,
     rows: Vec<ProductRow>,
     pager: Pager,
 }
@@ -93,8 +100,7 @@ fn products_page(chrome: Chrome, params: &Params, products: &VexProducts) -> Res
         .iter()
         .filter(|(product, _)| needle.is_empty() || product.to_lowercase().contains(&needle))
         .collect();
-    let pager = Pager::new(params, PATH, matching.len(), PER_PAGE);
-    let rows = matching[pager.range()]
+    let mut rows: Vec<ProductRow> = matching
         .iter()
         .map(|(product, claims)| {
             let mut vulnerabilities: Vec<&str> = claims
@@ -111,12 +117,22 @@ fn products_page(chrome: Chrome, params: &Params, products: &VexProducts) -> Res
             }
         })
         .collect();
+    let sort = Sort::new(params, &PRODUCT_COLUMNS, "product");
+    sort.apply(&mut rows, |row, key| match key {
+        "statements" => (row.claims, row.product.clone()),
+        "vulnerabilities" => (row.vulnerabilities, row.product.clone()),
+        _ => (0, row.product.clone()),
+    });
+    let columns = sort.columns(params, PATH, &PRODUCT_COLUMNS);
+    let pager = Pager::new(params, PATH, rows.len(), PER_PAGE);
+    let rows = rows.drain(pager.range()).collect::<Vec<_>>();
     let chrome = chrome.page("VEX statements by product", "vex");
     render(
         StatusCode::OK,
         &ProductsView {
             chrome,
             q,
+            columns,
             rows,
             pager,
         },
@@ -293,6 +309,16 @@ mod tests {
         assert!(page.body.contains(LOG4J), "{}", page.body);
         assert!(page.body.contains("pkg:npm/evil-pkg"));
         assert!(page.body.contains("1–2 of 2"));
+        // Sorted by product name by default; each column sorts both ways.
+        let order = |body: &str| body.find(LOG4J).unwrap() < body.find("pkg:npm/evil-pkg").unwrap();
+        assert!(order(&page.body) == (LOG4J < "pkg:npm/evil-pkg"));
+        assert!(page.body.contains("aria-sort=\"ascending\""));
+        let page = env.get(&viewer, "/console/vex?sort=-product").await;
+        assert!(order(&page.body) == (LOG4J > "pkg:npm/evil-pkg"));
+        assert!(page.body.contains("aria-sort=\"descending\""));
+        let ascending = env.get(&viewer, "/console/vex?sort=statements").await;
+        let descending = env.get(&viewer, "/console/vex?sort=-statements").await;
+        assert_ne!(order(&ascending.body), order(&descending.body));
         let page = env.get(&viewer, "/console/vex?q=LOG4J").await;
         assert!(page.body.contains("1–1 of 1"), "{}", page.body);
         assert!(!page.body.contains("evil-pkg"));
