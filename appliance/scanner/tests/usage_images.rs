@@ -484,3 +484,89 @@ fn bom_index_round_trips_a_real_scan_with_layers_and_usage() {
         ]
     );
 }
+
+/// The closure of a Python program that runs `otherlib`: the interpreter, its libraries and
+/// the module's distribution.
+fn otherlib_closure() -> BTreeSet<String> {
+    set(&[
+        "libc6",
+        "libexpat1",
+        "otherlib",
+        "python3.11-minimal",
+        "zlib1g",
+    ])
+}
+
+/// `python -m MODULE` runs a module from site-packages: the chain names the module's file as
+/// the target, and the closure takes the distribution that owns it (and what it imports), not
+/// the ones only the script entrypoint imports.
+#[test]
+fn python_dash_m_resolves_the_module_through_site_packages() {
+    if !ready() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    debian::python_image(tmp.path(), 0).unwrap();
+    let mut result = scan(tmp.path());
+    result.runtime.entrypoint = Vec::new();
+    result.runtime.cmd = vec!["python3".into(), "-m".into(), "otherlib".into()];
+    let usage = usage::analyse(&result);
+    assert_eq!(usage.chains.len(), 1, "{:#?}", usage.chains);
+    let chain = &usage.chains[0];
+    assert!(chain.unresolved.is_none(), "{:?}", chain.unresolved);
+    assert_eq!(chain.launcher.as_deref(), Some("python"));
+    assert_eq!(chain.terminal.as_deref(), Some("/usr/bin/python3.11"));
+    assert_eq!(used_names(&result, &usage), otherlib_closure());
+}
+
+/// A WSGI/ASGI server script (`gunicorn MODULE:APP`) is a launcher: the closure takes the
+/// interpreter its shebang names and the application module's distribution.
+#[test]
+fn gunicorn_wrapper_resolves_the_application_module() {
+    if !ready() {
+        return;
+    }
+    let mut server = stella_scanner::fixture::LayerBuilder::new();
+    server
+        .file(
+            "usr/local/bin/gunicorn",
+            b"#!/usr/bin/python3\nimport sys\nfrom gunicorn.app.wsgiapp import run\nsys.exit(run())\n",
+            0o755,
+        )
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    stella_scanner::fixture::write_oci_layout(
+        tmp.path(),
+        &stella_scanner::RuntimeConfig {
+            cmd: vec![
+                "gunicorn".into(),
+                "-b".into(),
+                "0.0.0.0:8000".into(),
+                "otherlib:app".into(),
+            ],
+            env: vec!["PATH=/usr/local/bin:/usr/bin:/bin".into()],
+            ..stella_scanner::RuntimeConfig::default()
+        },
+        &[
+            debian::base_layer().unwrap(),
+            debian::python_runtime_layer().unwrap(),
+            debian::python_app_layer(0).unwrap(),
+            server.finish().unwrap(),
+        ],
+    )
+    .unwrap();
+    let result = scan(tmp.path());
+    let usage = usage::analyse(&result);
+    assert_eq!(usage.chains.len(), 1, "{:#?}", usage.chains);
+    let chain = &usage.chains[0];
+    assert!(chain.unresolved.is_none(), "{:?}", chain.unresolved);
+    assert_eq!(
+        chain.describe(),
+        "config config [gunicorn -b 0.0.0.0:8000 otherlib:app] \
+         -> shebang /usr/local/bin/gunicorn [#!/usr/bin/python3] \
+         -> launcher /usr/bin/python3.11 [/usr/bin/python3 /usr/local/bin/gunicorn -b 0.0.0.0:8000 otherlib:app]"
+    );
+    assert_eq!(chain.targets, ["/usr/local/bin/gunicorn"]);
+    // The bind address is not a module; `otherlib:app` is, and only it joins the closure.
+    assert_eq!(used_names(&result, &usage), otherlib_closure());
+}

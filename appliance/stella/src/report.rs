@@ -42,6 +42,10 @@ pub(crate) struct ReportArgs {
     /// A registry (`host[:port]`) that may be spoken to over plain HTTP; repeatable.
     #[arg(long = "insecure-registry", value_name = "HOST")]
     insecure_registries: Vec<String>,
+    /// A VEX document (OpenVEX, CSAF 2.0 VEX or CycloneDX VEX) whose statements join the
+    /// kits' for this report; repeatable.
+    #[arg(long = "vex", value_name = "FILE")]
+    vex: Vec<PathBuf>,
     /// Configuration file (TOML).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -135,11 +139,15 @@ fn report(args: &ReportArgs) -> anyhow::Result<Report> {
         ..Subject::default()
     };
     let snapshot = Snapshot { kit_id, sequence };
+    let mut vex = Vec::new();
+    for path in &args.vex {
+        vex.extend(read_vex(path)?);
+    }
     Ok(stella_decide::evaluate(
         &subject,
         &input.components,
         generation.as_ref(),
-        &[],
+        &vex,
         &policy,
         clock.as_ref(),
         &snapshot,
@@ -334,4 +342,30 @@ fn print(report: &Report, as_json: bool) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The statements of an uploaded VEX document, read by the importer's own parsers (the ones kits
+/// go through): OpenVEX, CSAF 2.0 VEX or CycloneDX VEX, whichever reads it without errors.
+fn read_vex(path: &std::path::Path) -> anyhow::Result<Vec<stella_importer::vex::VexClaim>> {
+    use stella_importer::sources::SourceKind;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let origin = format!("upload:{}", path.display());
+    let mut problems = Vec::new();
+    for kind in [
+        SourceKind::Openvex,
+        SourceKind::Csaf,
+        SourceKind::CyclonedxVex,
+    ] {
+        let parsed = kind.parse(&origin, &bytes);
+        match parsed.errors.first() {
+            None if !parsed.vex_claims.is_empty() => return Ok(parsed.vex_claims),
+            None => problems.push(format!("{kind}: no statements")),
+            Some(error) => problems.push(format!("{kind}: {}", error.reason)),
+        }
+    }
+    Err(anyhow!(
+        "{} is not a VEX document with statements ({})",
+        path.display(),
+        problems.join("; ")
+    ))
 }

@@ -257,6 +257,65 @@ fn cli_exits_0_on_pass_1_on_fail_2_on_error_with_the_documented_json() {
     );
     assert_eq!(again.stdout, json.stdout);
 
+    // An uploaded OpenVEX document joins the kits' statements: the stdlib is not affected by
+    // GO-2023-1751, so that finding carries the VEX decision; a file that is no VEX is an error.
+    let vex = write(
+        dir.path(),
+        "stdlib.openvex.json",
+        r#"{"@context":"https://openvex.dev/ns/v0.2.0","@id":"https://vendor.example/vex/1",
+            "author":"Vendor Example","timestamp":"2026-01-01T00:00:00Z","version":1,
+            "statements":[{"vulnerability":{"name":"GO-2023-1751"},
+              "products":[{"@id":"pkg:golang/stdlib@1.19.8"}],
+              "status":"not_affected","justification":"vulnerable_code_not_in_execute_path"}]}"#,
+    );
+    let with_vex = report(
+        dir.path(),
+        &config,
+        &fixture(),
+        &[
+            "--policy",
+            strict.to_str().unwrap(),
+            "--json",
+            "--vex",
+            vex.to_str().unwrap(),
+        ],
+    );
+    let value: serde_json::Value = serde_json::from_str(&with_vex.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", with_vex.stdout, with_vex.stderr));
+    let statuses: Vec<(String, String)> = value["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["advisory"]["id"].as_str().unwrap().to_owned(),
+                f["vex"]["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        statuses.contains(&("GO-2023-1751".to_owned(), "not_affected".to_owned())),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&("GO-2023-1752".to_owned(), "none".to_owned())),
+        "{statuses:?}"
+    );
+    let not_vex = report(
+        dir.path(),
+        &config,
+        &fixture(),
+        &["--vex", strict.to_str().unwrap()],
+    );
+    assert_eq!(not_vex.code, 2, "{}{}", not_vex.stdout, not_vex.stderr);
+    assert!(
+        not_vex
+            .stderr
+            .contains("is not a VEX document with statements"),
+        "{}",
+        not_vex.stderr
+    );
+
     // A bad policy is an error (2) naming the file, line and column.
     let bad = write(
         dir.path(),
