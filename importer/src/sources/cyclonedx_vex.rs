@@ -148,3 +148,34 @@ pub fn parse(origin: &str, bytes: &[u8]) -> Parsed {
     }
     parsed.keep_valid(origin)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::vex::{VexFormat, VexStatus};
+
+    /// The CycloneDX VEX example (case 4, from the CycloneDX bom-examples): one analysed
+    /// vulnerability becomes one normalised claim.
+    #[test]
+    fn case_4_becomes_a_not_affected_claim() {
+        let bytes = include_bytes!("../../../tests/data/sources/cyclonedx-vex/case-4-vex.json");
+        let parsed = super::parse("case-4-vex.json", bytes);
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        let claims = &parsed.vex_claims;
+        assert_eq!(claims.len(), 1, "{claims:#?}");
+        let claim = &claims[0];
+        assert_eq!(claim.vulnerability, "CVE-2020-25649");
+        assert_eq!(claim.status, VexStatus::NotAffected);
+        assert_eq!(claim.format, VexFormat::CyclonedxVex);
+        assert_eq!(claim.product, "acme-product");
+        // CycloneDX's `code_not_reachable` is OpenVEX's `vulnerable_code_not_in_execute_path`.
+        assert_eq!(
+            claim.justification.as_deref(),
+            Some("vulnerable_code_not_in_execute_path")
+        );
+        assert_eq!(
+            claim.action_statement.as_deref(),
+            Some("will_not_fix, update")
+        );
+        assert_eq!(claim.timestamp.as_deref(), Some("2022-01-13T00:00:00Z"));
+    }
+}
