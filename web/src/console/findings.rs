@@ -15,7 +15,7 @@ use stella_core::Digest;
 use stella_decide::severity::Level;
 use stella_decide::{Finding, FindingVerdict, Report};
 
-use super::view::{Column, PER_PAGE, Pager, Params, Sort, When, error_page, secure};
+use super::view::{Column, ListKeys, PER_PAGE, Pager, Params, Sort, When, error_page, secure};
 use super::{Chrome, render};
 use crate::AppState;
 use crate::auth::{AuditContext, RouteTable};
@@ -234,6 +234,21 @@ impl StoredView {
     }
 }
 
+/// The licence violations: a second list on the page.
+const LICENCE_LIST: ListKeys = ListKeys {
+    page: "licence_page",
+    sort: "licence_sort",
+    anchor: Some("licences"),
+};
+
+/// Sortable columns of the licence violations.
+const LICENCE_COLUMNS: [(&str, &str); 3] = [
+    ("component", "Component"),
+    ("licences", "Licences"),
+    ("decision", "Decision"),
+];
+
+#[derive(Clone)]
 struct LicenceRow {
     purl: String,
     licences: String,
@@ -273,6 +288,8 @@ struct FindingsPage {
     rows: Vec<Row>,
     pager: Pager,
     licences: Vec<LicenceRow>,
+    licence_columns: Vec<Column>,
+    licence_pager: Pager,
 }
 
 /// The page when there is nothing to judge yet: what is missing and where to get it.
@@ -418,7 +435,7 @@ fn findings_view(
     rows.sort_by(|a, b| a.compare(b, &sort));
     let pager = Pager::new(params, &path, rows.len(), PER_PAGE);
     let rows = pager.slice(&rows);
-    let licences = report
+    let mut licences: Vec<LicenceRow> = report
         .licences
         .iter()
         .map(|l| LicenceRow {
@@ -428,9 +445,21 @@ fn findings_view(
             reason: l.reason.clone(),
         })
         .collect();
+    let licence_sort = Sort::of_list(params, &LICENCE_COLUMNS, "component", LICENCE_LIST);
+    licence_sort.apply(&mut licences, |l, key| {
+        let first = match key {
+            "licences" => l.licences.clone(),
+            "decision" => l.decision.to_owned(),
+            _ => String::new(),
+        };
+        (first, l.purl.clone())
+    });
+    let licence_pager = Pager::of_list(params, &path, licences.len(), PER_PAGE, LICENCE_LIST);
+    let licences = licence_pager.slice(&licences);
     FindingsPage {
         can_store: chrome.can(Scope::ScannerScan),
         columns: sort.columns(params, &path, &COLUMNS),
+        licence_columns: licence_sort.columns(params, &path, &LICENCE_COLUMNS),
         sort: params.get("sort").unwrap_or("").to_owned(),
         by_severity: counts(
             params,
@@ -469,6 +498,7 @@ fn findings_view(
         path,
         rows,
         pager,
+        licence_pager,
         licences,
     }
 }
@@ -509,7 +539,7 @@ pub(crate) mod tests {
     use stella_importer::{Advisory, EpssEntry, KevEntry, KitContents, VexClaim};
     use stella_store::rusqlite::params;
 
-    use crate::console::testing::ConsoleEnv;
+    use crate::console::testing::{ConsoleEnv, cells};
 
     /// The scanned image of these tests.
     pub(crate) const IMAGE: &str =
@@ -610,17 +640,31 @@ pub(crate) mod tests {
     /// Stores `image` as scanned, with a CycloneDX SBOM of `packages` (name, used by the
     /// entrypoint), each at version 1.0 in one layer — what a scan leaves in the catalog.
     pub(crate) fn store_scan(env: &ConsoleEnv, image: &str, packages: &[(&str, bool)]) {
+        store_licensed_scan(env, image, packages, &[]);
+    }
+
+    /// [`store_scan`], the packages named in `licences` declaring those SPDX licence ids.
+    fn store_licensed_scan(
+        env: &ConsoleEnv,
+        image: &str,
+        packages: &[(&str, bool)],
+        licences: &[(&str, &str)],
+    ) {
         let components: Vec<serde_json::Value> = packages
             .iter()
             .map(|(name, used)| {
-                serde_json::json!({
+                let mut component = serde_json::json!({
                     "type": "library", "name": name, "version": "1.0",
                     "purl": format!("pkg:pypi/{name}@1.0"),
                     "properties": [
                         { "name": "stella:layerDigest", "value": LAYER },
                         { "name": "stella:usedByEntrypoint", "value": used.to_string() },
                     ],
-                })
+                });
+                if let Some((_, id)) = licences.iter().find(|(n, _)| n == name) {
+                    component["licenses"] = serde_json::json!([{ "license": { "id": id } }]);
+                }
+                component
             })
             .collect();
         let sbom = serde_json::to_vec(&serde_json::json!({
@@ -847,6 +891,74 @@ pub(crate) mod tests {
             "{}",
             page.body
         );
+    }
+
+    #[tokio::test]
+    async fn licence_violations_are_sorted_and_paged_apart_from_the_findings() {
+        let env = ConsoleEnv::new();
+        import_kit(&env);
+        store_licensed_scan(
+            &env,
+            IMAGE,
+            &[
+                ("zeta", false),
+                ("alpha", false),
+                ("mid", false),
+                ("ok", false),
+            ],
+            &[
+                ("zeta", "AGPL-3.0-only"),
+                ("alpha", "GPL-3.0-only"),
+                ("mid", "AGPL-3.0-or-later"),
+                ("ok", "MIT"),
+            ],
+        );
+        let ctx = crate::auth::AuditContext {
+            request_id: None,
+            source: "test".into(),
+        };
+        let policy = "apiVersion: stella.policy/v1\nname: licences\n\
+                      licences:\n  deny: [\"AGPL-3.0-*\", \"GPL-3.0-*\"]\n";
+        crate::reports::create_policy_revision(&env.state, policy.as_bytes(), "amy", &ctx).unwrap();
+        let viewer = env.sign_in("val", "viewer");
+        let components = |body: &str| {
+            cells(
+                body,
+                "<h2 id=\"licences\">",
+                "<td class=\"mono\">pkg:pypi/",
+                "@",
+            )
+        };
+        let page = env.get(&viewer, &path("")).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(
+            page.body.contains("Licence violations 1–3 of 3"),
+            "{}",
+            page.body
+        );
+        // By component by default; MIT is no violation.
+        assert_eq!(components(&page.body), ["alpha", "mid", "zeta"]);
+        let header = format!(
+            "<th scope=\"col\" aria-sort=\"ascending\"><a href=\"/console/images/{IMAGE}/\
+             findings?licence_sort=-component#licences\">Component</a></th>"
+        );
+        assert!(page.body.contains(&header), "{}", page.body);
+        // By licence, descending: AGPL-3.0-only, then AGPL-3.0-or-later, then GPL, reversed.
+        let page = env.get(&viewer, &path("?licence_sort=-licences")).await;
+        assert_eq!(components(&page.body), ["alpha", "mid", "zeta"]);
+        let page = env.get(&viewer, &path("?licence_sort=licences")).await;
+        assert_eq!(components(&page.body), ["zeta", "mid", "alpha"]);
+        // The findings table keeps its own sort and page.
+        let page = env
+            .get(&viewer, &path("?licence_sort=licences&page=2"))
+            .await;
+        assert!(
+            page.body
+                .contains("aria-label=\"Pages of licence violations\"")
+        );
+        assert!(page.body.contains(&format!(
+            "href=\"/console/images/{IMAGE}/findings?licence_sort=-licences&#38;page=2#licences\""
+        )));
     }
 
     #[tokio::test]

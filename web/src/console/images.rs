@@ -18,7 +18,7 @@ use stella_core::Digest;
 use stella_store::rusqlite::{OptionalExtension, params};
 
 use super::scans::store_error;
-use super::view::{Column, PER_PAGE, Pager, Params, Sort, When, error_page, secure};
+use super::view::{Column, ListKeys, PER_PAGE, Pager, Params, Sort, When, error_page, secure};
 use super::{Chrome, render};
 use crate::AppState;
 use crate::auth::RouteTable;
@@ -48,6 +48,20 @@ const COLUMNS: [(&str, &str); 5] = [
     ("type", "Type"),
     ("layer", "Layer"),
     ("used", "Used by entrypoint"),
+];
+
+/// The layer table: a second list on the page, with its own page and sort parameters.
+const LAYER_LIST: ListKeys = ListKeys {
+    page: "layer_page",
+    sort: "layer_sort",
+    anchor: Some("layers"),
+};
+
+/// Sortable columns of the layer table.
+const LAYER_COLUMNS: [(&str, &str); 3] = [
+    ("index", "#"),
+    ("size", "Size"),
+    ("components", "Components"),
 ];
 
 /// The views: inventory (everything installed) and usage (what the entrypoint runs and loads).
@@ -297,6 +311,8 @@ struct ImagePage {
     labels: Option<Vec<(String, String)>>,
     entrypoint: String,
     layers: Vec<LayerRow>,
+    layer_columns: Vec<Column>,
+    layer_pager: Pager,
     view: &'static str,
     views: Vec<ViewLink>,
     q: String,
@@ -525,6 +541,14 @@ async fn image_page(
                 || row.name.to_lowercase().contains(&needle)
                 || row.purl.to_lowercase().contains(&needle))
     });
+    let layer_sort = Sort::of_list(&params, &LAYER_COLUMNS, "index", LAYER_LIST);
+    layer_sort.apply(&mut layers, |l, key| match key {
+        "size" => (l.size.unwrap_or(0), l.index),
+        "components" => (l.components as u64, l.index),
+        _ => (l.index as u64, 0),
+    });
+    let layer_pager = Pager::of_list(&params, &path, layers.len(), PER_PAGE, LAYER_LIST);
+    let layers = layer_pager.slice(&layers);
     let sort = Sort::new(&params, &COLUMNS, "name");
     sort_rows(&mut rows, &sort);
     let pager = Pager::new(&params, &path, rows.len(), PER_PAGE);
@@ -573,6 +597,8 @@ async fn image_page(
             labels,
             entrypoint,
             layers,
+            layer_columns: layer_sort.columns(&params, &path, &LAYER_COLUMNS),
+            layer_pager,
             view,
             views,
             q,

@@ -154,3 +154,18 @@ impl Page {
         assert_eq!(self.headers["x-frame-options"], "DENY");
     }
 }
+
+/// A test's view of one column of a table: in the first table at or after `marker` in `body`,
+/// the text after each `row_start` up to the next `end`. Panics when `marker` is absent.
+pub(crate) fn cells(body: &str, marker: &str, row_start: &str, end: &str) -> Vec<String> {
+    let start = body
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker} in {body}"));
+    let table = &body[start..];
+    let table = &table[..table.find("</table>").unwrap_or(table.len())];
+    table
+        .split(row_start)
+        .skip(1)
+        .map(|cell| cell.split(end).next().unwrap_or_default().to_owned())
+        .collect()
+}

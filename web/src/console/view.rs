@@ -252,9 +252,15 @@ impl Params {
     /// `path?query` with `key` set to `value` (removed when empty) and `page` reset unless it is
     /// the key being set.
     pub(crate) fn href(&self, path: &str, key: &str, value: &str) -> String {
+        self.list_href(path, key, value, MAIN_LIST)
+    }
+
+    /// Like [`Params::href`] for the list `list`: its page parameter is the one reset, and the
+    /// link ends with its anchor.
+    pub(crate) fn list_href(&self, path: &str, key: &str, value: &str, list: ListKeys) -> String {
         let mut pairs = self.0.clone();
-        if key != "page" {
-            pairs.remove("page");
+        if key != list.page {
+            pairs.remove(list.page);
         }
         if value.is_empty() {
             pairs.remove(key);
@@ -262,13 +268,36 @@ impl Params {
             pairs.insert(key.to_owned(), value.to_owned());
         }
         let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
-        if query.is_empty() {
-            path.to_owned()
-        } else {
-            format!("{path}?{query}")
+        let mut href = path.to_owned();
+        if !query.is_empty() {
+            href.push('?');
+            href.push_str(&query);
         }
+        if let Some(anchor) = list.anchor {
+            href.push('#');
+            href.push_str(anchor);
+        }
+        href
     }
 }
+
+/// The query parameters one list of a page is paged and sorted by. A page's main list uses
+/// `page` and `sort` ([`MAIN_LIST`]); a second list on the same page has its own, and an anchor
+/// its links return to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ListKeys {
+    pub page: &'static str,
+    pub sort: &'static str,
+    /// The id of the list's section, appended to its links as `#anchor`.
+    pub anchor: Option<&'static str>,
+}
+
+/// The keys of a page's main list.
+pub(crate) const MAIN_LIST: ListKeys = ListKeys {
+    page: "page",
+    sort: "sort",
+    anchor: None,
+};
 
 /// Default rows per page.
 pub(crate) const PER_PAGE: usize = 50;
@@ -288,14 +317,25 @@ pub(crate) struct Pager {
 impl Pager {
     /// The pager for `total` rows at `path`, reading `page` from `params`.
     pub(crate) fn new(params: &Params, path: &str, total: usize, per_page: usize) -> Self {
+        Self::of_list(params, path, total, per_page, MAIN_LIST)
+    }
+
+    /// The pager of the list `list`, reading its page parameter.
+    pub(crate) fn of_list(
+        params: &Params,
+        path: &str,
+        total: usize,
+        per_page: usize,
+        list: ListKeys,
+    ) -> Self {
         let per_page = per_page.max(1);
         let pages = total.div_ceil(per_page).max(1);
         let page = params
-            .get("page")
+            .get(list.page)
             .and_then(|p| p.parse::<usize>().ok())
             .unwrap_or(1)
             .clamp(1, pages);
-        let link = |n: usize| params.href(path, "page", &n.to_string());
+        let link = |n: usize| params.list_href(path, list.page, &n.to_string(), list);
         Self {
             page,
             pages,
@@ -344,12 +384,24 @@ pub(crate) struct Column {
 pub(crate) struct Sort {
     pub key: String,
     pub descending: bool,
+    /// The list whose parameters the header links set.
+    pub list: ListKeys,
 }
 
 impl Sort {
     /// Reads `sort` from `params`; `default` when absent or not one of `columns`' keys.
     pub(crate) fn new(params: &Params, columns: &[(&str, &str)], default: &str) -> Self {
-        let raw = params.get("sort").unwrap_or(default);
+        Self::of_list(params, columns, default, MAIN_LIST)
+    }
+
+    /// The sort of the list `list`, read from its sort parameter.
+    pub(crate) fn of_list(
+        params: &Params,
+        columns: &[(&str, &str)],
+        default: &str,
+        list: ListKeys,
+    ) -> Self {
+        let raw = params.get(list.sort).unwrap_or(default);
         let (descending, key) = match raw.strip_prefix('-') {
             Some(key) => (true, key),
             None => (false, raw),
@@ -358,12 +410,14 @@ impl Sort {
             Self {
                 key: key.to_owned(),
                 descending,
+                list,
             }
         } else {
             let descending = default.starts_with('-');
             Self {
                 key: default.trim_start_matches('-').to_owned(),
                 descending,
+                list,
             }
         }
     }
@@ -386,7 +440,7 @@ impl Sort {
                 };
                 Column {
                     label,
-                    href: params.href(path, "sort", &value),
+                    href: params.list_href(path, self.list.sort, &value, self.list),
                     aria_sort: match (current, self.descending) {
                         (false, _) => "none",
                         (true, false) => "ascending",
@@ -533,6 +587,31 @@ mod tests {
         let mut rows = vec![3, 1, 2];
         bogus.apply(&mut rows, |r, _| *r);
         assert_eq!(rows, vec![3, 2, 1]);
+    }
+
+    #[test]
+    fn a_second_list_keeps_the_first_lists_page_and_returns_to_its_anchor() {
+        const LAYERS: ListKeys = ListKeys {
+            page: "layer_page",
+            sort: "layer_sort",
+            anchor: Some("layers"),
+        };
+        let params = Params::parse(Some("page=2&layer_page=3&layer_sort=size"));
+        let pager = Pager::of_list(&params, "/p", 200, 50, LAYERS);
+        assert_eq!(pager.page, 3);
+        assert_eq!(
+            pager.next.as_deref(),
+            Some("/p?layer_page=4&layer_sort=size&page=2#layers")
+        );
+        let cols = [("index", "#"), ("size", "Size")];
+        let sort = Sort::of_list(&params, &cols, "index", LAYERS);
+        assert_eq!(sort.key, "size");
+        let headers = sort.columns(&params, "/p", &cols);
+        // Sorting goes back to the list's first page; the main list keeps its page.
+        assert_eq!(headers[1].href, "/p?layer_sort=-size&page=2#layers");
+        assert_eq!(headers[0].href, "/p?layer_sort=index&page=2#layers");
+        // The main list's sort is untouched by the second list's parameters.
+        assert_eq!(Sort::new(&params, &cols, "index").key, "index");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::console::scans::fixtures::{
     DEB_PACKAGES, HOSTILE_LABEL, scan_path, scanned_test_image, scanner_fixtures,
     two_scanned_images,
 };
-use crate::console::testing::ConsoleEnv;
+use crate::console::testing::{ConsoleEnv, cells};
 
 /// The component names on a page, in table order.
 fn names(body: &str) -> Vec<String> {
@@ -72,8 +72,18 @@ async fn image_page_searches_filters_sorts_pages_and_toggles_the_view() {
     assert!(page.body.contains(&format!("deb ({DEB_PACKAGES})")));
     assert!(page.body.contains("npm (2)"));
 
-    let page = env.get(&viewer, &format!("{path}?page=2")).await;
+    // The layer table pages and sorts apart from the components, bottom layer first.
+    let layer_order = |body: &str| cells(body, "<h2 id=\"layers\">", "<tr><td class=\"num\">", "<");
+    assert!(page.body.contains("Layers 1–2 of 2"), "{}", page.body);
+    assert_eq!(layer_order(&page.body), ["0", "1"]);
+    let page = env
+        .get(&viewer, &format!("{path}?page=2&layer_sort=-index"))
+        .await;
+    assert_eq!(layer_order(&page.body), ["1", "0"]);
     assert_eq!(names(&page.body).len(), total - 50);
+    assert!(page.body.contains(&format!(
+        "href=\"{path}?layer_sort=index&#38;page=2#layers\""
+    )));
     let page = env.get(&viewer, &format!("{path}?sort=-name")).await;
     assert_eq!(names(&page.body)[0], format!("pkg{:02}", DEB_PACKAGES - 1));
     assert!(page.body.contains("aria-sort=\"descending\""));
@@ -268,29 +278,50 @@ async fn diff_page_attributes_changes_to_the_new_layer() {
         "{}",
         page.body
     );
-    let section = |class: &str| {
-        page.body
-            .split(&format!("<table class=\"{class}\">"))
-            .nth(1)
-            .and_then(|t| t.split("</table>").next())
-            .unwrap_or_else(|| panic!("no {class} table"))
-            .to_owned()
+    // One change table: a row per change, with its kind, versions and layer.
+    let changes = |body: &str| {
+        cells(
+            body,
+            "<table class=\"diff-changes\">",
+            "<tr class=\"change-",
+            "</tr>",
+        )
     };
-    let added = section("diff-added");
-    assert!(added.contains("<td>newlib</td>") && added.contains("<td class=\"num\">1</td>"));
-    let removed = section("diff-removed");
-    assert!(removed.contains("<td>oldlib</td>") && removed.contains("<td class=\"num\">1</td>"));
-    let changed = section("diff-changed");
-    assert!(changed.contains("<td>left-pad</td>"));
-    assert!(changed.contains("1.0.0</td><td class=\"mono\">1.1.0"));
-    // Layer 0 is shared, layer 1 is new and caused all three changes.
-    assert!(
-        page.body
-            .contains("<td>shared</td><td class=\"num\">0</td>")
+    let rows = changes(&page.body);
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    // Sorted by name: left-pad, newlib, oldlib.
+    assert!(rows[0].starts_with("changed\">") && rows[0].contains("<td>left-pad</td>"));
+    assert!(rows[0].contains("1.0.0</td><td class=\"mono\">1.1.0</td><td class=\"num\">1</td>"));
+    assert!(rows[1].starts_with("added\">") && rows[1].contains("<td>newlib</td>"));
+    assert!(rows[1].contains("<td class=\"mono\"></td><td class=\"mono\">"));
+    assert!(rows[2].starts_with("removed\">") && rows[2].contains("<td>oldlib</td>"));
+    assert!(rows[2].ends_with("</td><td class=\"mono\"></td><td class=\"num\">1</td>"));
+    assert!(page.body.contains("Changes 1–3 of 3"));
+    // Sorted by kind, descending: removed, changed, added.
+    let base = format!("/console/diff?new={new}&old={old}");
+    let page = env.get(&viewer, &format!("{base}&sort=-change")).await;
+    let kinds = cells(
+        &page.body,
+        "<table class=\"diff-changes\">",
+        "<tr class=\"change-",
+        "\"",
     );
-    assert!(page.body.contains(
-        "<td><strong>new</strong></td><td class=\"num\">1</td><td class=\"num\">1</td><td class=\"num\">1</td>"
-    ));
+    assert_eq!(kinds, ["removed", "changed", "added"]);
+    // Filtered to one kind, with a link that removes the filter.
+    let page = env.get(&viewer, &format!("{base}&change=added")).await;
+    let rows = changes(&page.body);
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].contains("<td>newlib</td>"));
+    assert!(page.body.contains("aria-label=\"Remove filter added\""));
+    let page = env.get(&viewer, &format!("{base}&change=nonsense")).await;
+    assert_eq!(
+        changes(&page.body).len(),
+        3,
+        "an unknown kind filters nothing"
+    );
+    let page = env
+        .get(&viewer, &format!("/console/diff?old={old}&new={new}"))
+        .await;
     // The selects keep the choice.
     assert!(
         page.body
