@@ -19,7 +19,7 @@ use stella_feeds::{
 use stella_importer::Advisory;
 use stella_importer::model::{DistroStatus, RangeEvent, Reference};
 
-use super::view::{PER_PAGE, Pager, Params, When, error_page};
+use super::view::{Column, ListKeys, PER_PAGE, Pager, Params, Sort, When, error_page};
 use super::{Chrome, render};
 use crate::AppState;
 use crate::auth::RouteTable;
@@ -453,6 +453,7 @@ struct RecordView {
     withdrawn: String,
 }
 
+#[derive(Clone)]
 pub(super) struct ClaimRow {
     pub product: String,
     pub product_href: String,
@@ -506,7 +507,26 @@ struct AdvisoryView {
     claims: Vec<ClaimRow>,
     /// The shared claims table shows each claim's consensus outcome (the VEX page does).
     with_outcome: bool,
+    claim_columns: Vec<Column>,
+    claim_caption: String,
+    claim_pager: Pager,
 }
+
+/// Sortable columns of an advisory's VEX statements.
+const CLAIM_COLUMNS: [(&str, &str); 5] = [
+    ("product", "Product"),
+    ("vulnerability", "Vulnerability"),
+    ("issuer", "Issuer"),
+    ("status", "Status"),
+    ("when", "When"),
+];
+
+/// The statements are the advisory page's one list; its links return to the table.
+const CLAIM_LIST: ListKeys = ListKeys {
+    page: "page",
+    sort: "sort",
+    anchor: Some("vex"),
+};
 
 fn range_text(range: &stella_importer::model::Range) -> String {
     let events: Vec<String> = range
@@ -712,7 +732,9 @@ async fn advisory_page(
     State(state): State<AppState>,
     chrome: Chrome,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Response {
+    let params = Params::parse(query.as_deref());
     let chrome = chrome.page(id.clone(), "advisories");
     let Some(generation) = state.feeds().current() else {
         return no_kit(chrome, "advisories");
@@ -726,17 +748,41 @@ async fn advisory_page(
         Ok(Ok(Some(Found {
             records,
             alias_of,
-            claims,
-        }))) => render(
-            StatusCode::OK,
-            &AdvisoryView {
-                chrome,
-                records,
-                alias_of,
-                claims,
-                with_outcome: false,
-            },
-        ),
+            mut claims,
+        }))) => {
+            let path = advisory_href(&id);
+            let sort = Sort::of_list(&params, &CLAIM_COLUMNS, "product", CLAIM_LIST);
+            sort.apply(&mut claims, |c, key| {
+                let first = match key {
+                    "vulnerability" => c.vulnerability.clone(),
+                    "issuer" => c.provider.clone(),
+                    "status" => c.status.to_owned(),
+                    // RFC 3339 UTC timestamps order as text; statements without one first.
+                    "when" => c.timestamp.clone(),
+                    _ => String::new(),
+                };
+                (
+                    first,
+                    c.product.clone(),
+                    c.provider.clone(),
+                    c.source.clone(),
+                )
+            });
+            let claim_pager = Pager::of_list(&params, &path, claims.len(), PER_PAGE, CLAIM_LIST);
+            render(
+                StatusCode::OK,
+                &AdvisoryView {
+                    chrome,
+                    records,
+                    alias_of,
+                    claims: claim_pager.slice(&claims),
+                    with_outcome: false,
+                    claim_columns: sort.columns(&params, &path, &CLAIM_COLUMNS),
+                    claim_caption: format!("Statements {}", claim_pager.summary()),
+                    claim_pager,
+                },
+            )
+        }
         Ok(Ok(None)) => error_page(
             StatusCode::NOT_FOUND,
             chrome,
@@ -1179,6 +1225,45 @@ pub(super) mod tests {
         assert!(page.body.contains("is an alias of"), "{}", page.body);
         let page = env.get(&viewer, "/console/advisories/CVE-1999-0001").await;
         assert_eq!(page.status, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn an_advisorys_vex_statements_are_sorted_and_paged() {
+        let env = ConsoleEnv::new();
+        load(&env, &contents());
+        let viewer = env.sign_in("val", "viewer");
+        let issuers = |body: &str| -> Vec<&str> {
+            let table = &body[body
+                .find("<table class=\"vex-claims\">")
+                .expect("statements")..];
+            let mut found: Vec<(usize, &str)> = ["Apache", "Vendor A", "Vendor B"]
+                .into_iter()
+                .filter_map(|issuer| {
+                    table
+                        .find(&format!("<td>{issuer}</td>"))
+                        .map(|at| (at, issuer))
+                })
+                .collect();
+            found.sort();
+            found.into_iter().map(|(_, issuer)| issuer).collect()
+        };
+        let path = "/console/advisories/CVE-2021-44228";
+        let page = env.get(&viewer, path).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(page.body.contains("Statements 1–3 of 3"), "{}", page.body);
+        assert!(page.body.contains("aria-label=\"Pages of VEX statements\""));
+        // By product, then issuer.
+        assert_eq!(issuers(&page.body), ["Apache", "Vendor A", "Vendor B"]);
+        assert!(
+            page.body
+                .contains(&format!("<a href=\"{path}?sort=-product#vex\">Product</a>"))
+        );
+        let page = env.get(&viewer, &format!("{path}?sort=-issuer")).await;
+        assert_eq!(issuers(&page.body), ["Vendor B", "Vendor A", "Apache"]);
+        let page = env.get(&viewer, &format!("{path}?sort=-when")).await;
+        assert_eq!(issuers(&page.body), ["Vendor B", "Vendor A", "Apache"]);
+        let page = env.get(&viewer, &format!("{path}?sort=status")).await;
+        assert_eq!(issuers(&page.body)[0], "Apache", "affected sorts first");
     }
 
     #[tokio::test]

@@ -344,8 +344,6 @@ impl Site {
 const KNOWN: &[(&str, &str)] = &[
     // Search results are ranked by relevance and paginated, with no other order offered.
     ("/console/advisories", "paginated table \"Advisories "),
-    // A product's page paginates vulnerability groups; their statement tables cannot be sorted.
-    ("/console/vex", "paginated table \"\" "),
 ];
 
 /// Whether `problem` (`GET /path?query as role: problem`) is the known violation `known`.

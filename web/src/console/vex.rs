@@ -51,9 +51,18 @@ struct ProductsView {
     pager: Pager,
 }
 
+/// Sortable columns of a product's vulnerability summary.
+const VULNERABILITY_COLUMNS: [(&str, &str); 3] = [
+    ("vulnerability", "Vulnerability"),
+    ("consensus", "Consensus"),
+    ("statements", "Statements"),
+];
+
 /// One vulnerability of a product: the consensus and the statements it weighed.
 struct VulnerabilityGroup {
     vulnerability: String,
+    /// The id of its section on the page.
+    anchor: String,
     href: String,
     status: &'static str,
     conflict: bool,
@@ -66,10 +75,15 @@ struct VulnerabilityGroup {
 struct ProductView {
     chrome: Chrome,
     product: String,
+    /// The summary table's sortable headers.
+    columns: Vec<Column>,
     groups: Vec<VulnerabilityGroup>,
     pager: Pager,
     policy: String,
     with_outcome: bool,
+    /// The statement tables of one vulnerability are not sortable: they show it whole.
+    claim_columns: Vec<Column>,
+    claim_caption: String,
 }
 
 async fn vex_page(
@@ -221,12 +235,10 @@ fn product_page(
     }
     let kits = kit_labels(state);
     let now = state.clock().now_unix();
-    let pager = Pager::new(params, PATH, by_vulnerability.len(), PER_PAGE);
-    let groups = by_vulnerability
+    let mut groups: Vec<VulnerabilityGroup> = by_vulnerability
         .into_iter()
-        .skip(pager.range().start)
-        .take(pager.range().len())
-        .map(|(vulnerability, claims)| {
+        .enumerate()
+        .map(|(n, (vulnerability, claims))| {
             let refs: Vec<&VexClaim> = claims.iter().map(|(_, c)| c.as_ref()).collect();
             let decision = consensus(&refs, &policy.vex);
             let claims = claims
@@ -248,6 +260,8 @@ fn product_page(
                 .collect();
             VulnerabilityGroup {
                 vulnerability: vulnerability.to_owned(),
+                // Ids are unique on the page whatever characters the vulnerability id holds.
+                anchor: format!("vuln-{n}"),
                 href: advisory_href(vulnerability),
                 status: decision.status.map_or("none", status_name),
                 conflict: decision.conflict,
@@ -256,11 +270,26 @@ fn product_page(
             }
         })
         .collect();
+    let sort = Sort::new(params, &VULNERABILITY_COLUMNS, "vulnerability");
+    sort.apply(&mut groups, |g, key| {
+        let status = if key == "consensus" { g.status } else { "" };
+        let count = if key == "statements" {
+            g.claims.len()
+        } else {
+            0
+        };
+        (status, count, g.vulnerability.clone())
+    });
+    let pager = Pager::new(params, PATH, groups.len(), PER_PAGE);
+    let range = pager.range();
+    groups.truncate(range.end);
+    groups.drain(..range.start);
     render(
         StatusCode::OK,
         &ProductView {
             chrome,
             product: product.to_owned(),
+            columns: sort.columns(params, PATH, &VULNERABILITY_COLUMNS),
             groups,
             pager,
             policy: match revision {
@@ -268,6 +297,8 @@ fn product_page(
                 None => "the default policy (no revision stored yet)".to_owned(),
             },
             with_outcome: true,
+            claim_columns: Vec::new(),
+            claim_caption: String::new(),
         },
     )
 }
@@ -279,7 +310,7 @@ mod tests {
     use super::package_prefix;
     use crate::console::advisories::path_segment;
     use crate::console::advisories::tests::{contents, load};
-    use crate::console::testing::ConsoleEnv;
+    use crate::console::testing::{ConsoleEnv, cells};
 
     const LOG4J: &str = "pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1";
 
@@ -342,7 +373,7 @@ mod tests {
         // Two vendors say not_affected against Apache's affected: weight 2 against 1 under the
         // default policy (every provider weighs 1).
         let log4j = body
-            .split("id=\"vuln-CVE-2021-44228\"")
+            .split(">CVE-2021-44228</a></h2>")
             .nth(1)
             .expect("a section for CVE-2021-44228");
         let section = log4j.split("<section").next().unwrap();
@@ -358,10 +389,49 @@ mod tests {
         assert!(body.contains("2021-12-10 00:00 UTC"));
         assert!(body.contains("the default policy"));
         let fixed = body
-            .split("id=\"vuln-CVE-2021-45046\"")
+            .split(">CVE-2021-45046</a></h2>")
             .nth(1)
             .expect("a section for CVE-2021-45046");
         assert!(fixed.contains("Consensus: <strong class=\"vex-status\">fixed</strong>"));
+        // The summary lists the vulnerabilities, by id by default, each linking to its section.
+        let summary = |body: &str| {
+            cells(
+                body,
+                "<table class=\"vex-summary\">",
+                "<tr><td class=\"mono\"><a href=\"#vuln-",
+                "<",
+            )
+        };
+        assert_eq!(summary(body), ["0\">CVE-2021-44228", "1\">CVE-2021-45046"]);
+        assert!(body.contains("Vulnerabilities 1–2 of 2"), "{body}");
+        // By consensus, descending: not_affected before fixed; the anchors stay.
+        let page = env
+            .get(
+                &viewer,
+                &format!(
+                    "/console/vex?product={}&sort=-consensus",
+                    path_segment(LOG4J)
+                ),
+            )
+            .await;
+        assert_eq!(
+            summary(&page.body),
+            ["0\">CVE-2021-44228", "1\">CVE-2021-45046"]
+        );
+        let page = env
+            .get(
+                &viewer,
+                &format!(
+                    "/console/vex?product={}&sort=consensus",
+                    path_segment(LOG4J)
+                ),
+            )
+            .await;
+        assert_eq!(
+            summary(&page.body),
+            ["1\">CVE-2021-45046", "0\">CVE-2021-44228"]
+        );
+        assert!(page.body.contains("aria-sort=\"ascending\""));
         // Another version of the product: the versioned statements do not cover it.
         let page = env
             .get(
@@ -395,7 +465,7 @@ mod tests {
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
         let section = page
             .body
-            .split("id=\"vuln-CVE-2021-44228\"")
+            .split(">CVE-2021-44228</a></h2>")
             .nth(1)
             .unwrap()
             .split("<section")
