@@ -7,6 +7,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use stella_importer::Advisory;
+use tantivy::collector::sort_key::{SortByStaticFastValue, SortByString};
 use tantivy::collector::{Collector, Count, SegmentCollector, TopDocs};
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::query::{
@@ -17,7 +18,7 @@ use tantivy::schema::{
 };
 use tantivy::snippet::SnippetGenerator;
 use tantivy::{
-    DocAddress, DocId, Index, IndexReader, ReloadPolicy, Score, Searcher, SegmentReader,
+    DocAddress, DocId, Index, IndexReader, Order, ReloadPolicy, Score, Searcher, SegmentReader,
     TantivyDocument, Term, doc,
 };
 
@@ -37,6 +38,9 @@ pub(crate) struct Fields {
     /// Ids of advisories that cover this one among others (DSA/DLA, USN). `None` in indexes
     /// written before the field existed.
     related: Option<Field>,
+    /// Whether id and CVSS are fast fields, so results can be sorted by them (indexes written
+    /// before sorting existed cannot).
+    sortable: bool,
 }
 
 /// The fields a query may name (`field:value`), as the console explains them.
@@ -54,17 +58,19 @@ pub const SEARCH_FIELDS: [&str; 9] = [
 
 pub(crate) fn schema() -> (Schema, Fields) {
     let mut builder = Schema::builder();
-    // Ecosystem, channel and KEV are fast fields: the facet counts read them column-wise.
+    // Ecosystem, channel and KEV are fast fields: the facet counts read them column-wise. Id
+    // and CVSS are fast for the console's sorted results.
     let fields = Fields {
-        id: builder.add_text_field("id", STRING | STORED),
+        id: builder.add_text_field("id", STRING | STORED | FAST),
         alias: builder.add_text_field("alias", STRING | STORED),
         package: builder.add_text_field("package", TEXT | STORED),
         ecosystem: builder.add_text_field("ecosystem", STRING | STORED | FAST),
         summary: builder.add_text_field("summary", TEXT | STORED),
-        cvss: builder.add_f64_field("cvss", INDEXED | STORED),
+        cvss: builder.add_f64_field("cvss", INDEXED | STORED | FAST),
         kev: builder.add_u64_field("kev", INDEXED | STORED | FAST),
         channel: builder.add_text_field("channel", STRING | STORED | FAST),
         related: Some(builder.add_text_field("related", STRING | STORED)),
+        sortable: true,
     };
     (builder.build(), fields)
 }
@@ -84,6 +90,11 @@ impl Fields {
             kev: field("kev")?,
             channel: field("channel")?,
             related: field("related").ok(),
+            sortable: ["id", "cvss"].iter().all(|name| {
+                schema
+                    .get_field(name)
+                    .is_ok_and(|f| schema.get_field_entry(f).is_fast())
+            }),
         })
     }
 }
@@ -207,10 +218,31 @@ pub struct SearchRequest {
     pub channel: Option<String>,
     /// Only advisories that are (`true`) or are not (`false`) in CISA KEV.
     pub kev: Option<bool>,
-    /// Hits to skip (best first).
+    /// The order of the hits.
+    pub order: SearchOrder,
+    /// Hits to skip (in `order`).
     pub offset: usize,
     /// Hits to return.
     pub limit: usize,
+}
+
+/// How search hits are ordered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SearchOrder {
+    /// Best match first (BM25; ids and aliases weigh most).
+    #[default]
+    Relevance,
+    /// By advisory id, as text.
+    Id {
+        /// Z to A.
+        descending: bool,
+    },
+    /// By the highest CVSS base score (advisories without one score 0), then by id.
+    Severity {
+        /// Highest first.
+        descending: bool,
+    },
 }
 
 /// One value of a facet and how many matching advisories have it.
@@ -260,8 +292,11 @@ pub struct PageHit {
 pub struct SearchPage {
     /// Matching advisories in all.
     pub total: usize,
-    /// The requested window of hits, best first.
+    /// The requested window of hits, in `order`.
     pub hits: Vec<PageHit>,
+    /// The order the hits are in: the requested one, or relevance when the index cannot sort
+    /// (written by an older version; importing a kit rewrites it).
+    pub order: SearchOrder,
     /// Counts over every matching advisory; `None` for an index written before facets existed.
     pub facets: Option<Facets>,
 }
@@ -430,12 +465,35 @@ impl SearchIndex {
         }
         let query = BooleanQuery::new(clauses);
         let searcher = self.reader.searcher();
-        let window = TopDocs::with_limit(request.limit.max(1))
-            .and_offset(request.offset)
-            .order_by_score();
-        let (top, (total, facets)) = searcher
-            .search(&query, &(window, FacetCollector))
-            .map_err(query_err)?;
+        let window = TopDocs::with_limit(request.limit.max(1)).and_offset(request.offset);
+        let order = if f.sortable {
+            request.order
+        } else {
+            SearchOrder::Relevance
+        };
+        let direction = |descending| if descending { Order::Desc } else { Order::Asc };
+        let by_id = |descending| (SortByString::for_field("id"), direction(descending));
+        // Sorted windows carry no score; their hits show 0.
+        let (top, (total, facets)) = match order {
+            SearchOrder::Relevance => {
+                collect_window(&searcher, &query, window.order_by_score(), |score| score)
+            }
+            SearchOrder::Id { descending } => collect_window(
+                &searcher,
+                &query,
+                window.order_by(by_id(descending)),
+                |_| 0.0,
+            ),
+            SearchOrder::Severity { descending } => {
+                let cvss = (
+                    SortByStaticFastValue::<f64>::for_field("cvss"),
+                    direction(descending),
+                );
+                let collector = window.order_by((cvss, by_id(false)));
+                collect_window(&searcher, &query, collector, |_| 0.0)
+            }
+        }
+        .map_err(query_err)?;
         let snippets = SnippetGenerator::create(&searcher, &*main, f.summary)
             .map(|mut generator| {
                 generator.set_max_num_chars(SNIPPET_CHARS);
@@ -454,6 +512,7 @@ impl SearchIndex {
         Ok(Ok(SearchPage {
             total: total as usize,
             hits,
+            order,
             facets,
         }))
     }
@@ -493,6 +552,25 @@ impl SearchIndex {
             score,
         }
     }
+}
+
+/// A window of hits with their scores, and the match count and facets of the whole result.
+type Window = (Vec<(Score, DocAddress)>, (u64, Option<Facets>));
+
+/// Runs `query` with the window collector `window` (whatever it orders by, its key turned into
+/// a score by `score`) and the facet counts.
+fn collect_window<K, C>(
+    searcher: &Searcher,
+    query: &dyn Query,
+    window: C,
+    score: impl Fn(K) -> Score,
+) -> tantivy::Result<Window>
+where
+    C: Collector<Fruit = Vec<(K, DocAddress)>>,
+{
+    let (top, counts) = searcher.search(query, &(window, FacetCollector))?;
+    let top = top.into_iter().map(|(key, at)| (score(key), at)).collect();
+    Ok((top, counts))
 }
 
 fn query_err(source: tantivy::TantivyError) -> FeedError {
@@ -796,6 +874,111 @@ mod tests {
 
     fn ids(page: &SearchPage) -> Vec<&str> {
         page.hits.iter().map(|h| h.hit.id.as_str()).collect()
+    }
+
+    #[test]
+    fn hits_sort_by_id_or_severity_within_filters_and_windows() {
+        let (_dir, index) = index();
+        let sorted = |order, query: &str, offset, limit| {
+            let found = page(
+                &index,
+                SearchRequest {
+                    query: query.into(),
+                    order,
+                    offset,
+                    limit,
+                    ..SearchRequest::default()
+                },
+            );
+            assert_eq!(found.order, order);
+            ids(&found)
+                .into_iter()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        let by_id = SearchOrder::Id { descending: false };
+        assert_eq!(
+            sorted(by_id, "", 0, 10),
+            [
+                "CVE-2024-0002",
+                "CVE-2024-0003",
+                "CVE-2024-0004",
+                "GHSA-aaaa-bbbb-cccc"
+            ]
+        );
+        assert_eq!(
+            sorted(SearchOrder::Id { descending: true }, "", 0, 10),
+            [
+                "GHSA-aaaa-bbbb-cccc",
+                "CVE-2024-0004",
+                "CVE-2024-0003",
+                "CVE-2024-0002"
+            ]
+        );
+        // The window is taken from the sorted whole, not sorted after the fact.
+        assert_eq!(
+            sorted(by_id, "", 1, 2)[..2],
+            ["CVE-2024-0003", "CVE-2024-0004"]
+        );
+        // Highest CVSS first (only the Debian one has a vector, scored 9.8), ties by id.
+        assert_eq!(
+            sorted(SearchOrder::Severity { descending: true }, "", 0, 10),
+            [
+                "CVE-2024-0003",
+                "CVE-2024-0002",
+                "CVE-2024-0004",
+                "GHSA-aaaa-bbbb-cccc"
+            ]
+        );
+        assert_eq!(
+            sorted(SearchOrder::Severity { descending: false }, "", 0, 10),
+            [
+                "CVE-2024-0002",
+                "CVE-2024-0004",
+                "GHSA-aaaa-bbbb-cccc",
+                "CVE-2024-0003"
+            ]
+        );
+        // Within a query's matches.
+        assert_eq!(
+            sorted(SearchOrder::Id { descending: true }, "proxy", 0, 10),
+            ["CVE-2024-0004", "CVE-2024-0002"]
+        );
+    }
+
+    #[test]
+    fn an_index_without_sort_columns_answers_by_relevance() {
+        // The schema of indexes written before sorting existed: id and CVSS not fast.
+        let mut builder = Schema::builder();
+        let id = builder.add_text_field("id", STRING | STORED);
+        for name in ["alias", "ecosystem", "channel"] {
+            builder.add_text_field(name, STRING | STORED | FAST);
+        }
+        builder.add_text_field("package", TEXT | STORED);
+        let summary = builder.add_text_field("summary", TEXT | STORED);
+        builder.add_f64_field("cvss", INDEXED | STORED);
+        builder.add_u64_field("kev", INDEXED | STORED | FAST);
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::create_in_dir(dir.path(), builder.build()).unwrap();
+        let mut writer = index
+            .writer_with_num_threads::<TantivyDocument>(1, 15 << 20)
+            .unwrap();
+        for n in ["CVE-2024-0002", "CVE-2024-0001"] {
+            writer
+                .add_document(doc!(id => n, summary => "old"))
+                .unwrap();
+        }
+        writer.commit().unwrap();
+        let old = SearchIndex::open(dir.path()).unwrap();
+        let found = page(
+            &old,
+            SearchRequest {
+                order: SearchOrder::Id { descending: false },
+                ..SearchRequest::default()
+            },
+        );
+        assert_eq!(found.order, SearchOrder::Relevance);
+        assert_eq!(found.total, 2);
     }
 
     #[test]

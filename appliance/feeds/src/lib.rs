@@ -19,8 +19,8 @@ pub use import::{
     Rejection,
 };
 pub use index::{
-    FacetCount, Facets, PageHit, QueryProblem, SEARCH_FIELDS, SearchHit, SearchPage, SearchRequest,
-    SearchResults, SnippetPart,
+    FacetCount, Facets, PageHit, QueryProblem, SEARCH_FIELDS, SearchHit, SearchOrder, SearchPage,
+    SearchRequest, SearchResults, SnippetPart,
 };
 use stella_store::Catalog;
 

@@ -14,7 +14,8 @@ use axum::response::Response;
 use stella_authority::Scope;
 use stella_decide::severity::{self, Level};
 use stella_feeds::{
-    FacetCount, Generation, QueryProblem, SEARCH_FIELDS, SearchPage, SearchRequest, SnippetPart,
+    FacetCount, Generation, QueryProblem, SEARCH_FIELDS, SearchOrder, SearchPage, SearchRequest,
+    SnippetPart,
 };
 use stella_importer::Advisory;
 use stella_importer::model::{DistroStatus, RangeEvent, Reference};
@@ -36,6 +37,9 @@ pub(super) fn routes(table: RouteTable) -> RouteTable {
 }
 
 const PATH: &str = "/console/advisories";
+
+/// Sortable columns of the search results; without `sort` they are ranked by relevance.
+const HIT_COLUMNS: [(&str, &str); 2] = [("id", "Id"), ("severity", "Severity")];
 
 /// `/console/advisories/{id}` with the id percent-encoded as one path segment.
 pub(super) fn advisory_href(id: &str) -> String {
@@ -152,6 +156,15 @@ struct SearchView {
     hits: Vec<HitRow>,
     pager: Pager,
     fields: String,
+    columns: Vec<Column>,
+    /// How the hits are ordered, for the caption.
+    order: &'static str,
+    /// The link back to relevance order, when sorted by a column.
+    by_relevance: Option<String>,
+    /// A sort was asked for and the index cannot sort.
+    unsortable: bool,
+    /// The `sort` parameter, kept by the search form.
+    sort: String,
 }
 
 fn explain(problem: &QueryProblem, q: &str, params: &Params) -> Problem {
@@ -281,6 +294,7 @@ async fn advisories_page(
     let ecosystem = params.get("ecosystem").unwrap_or("").to_owned();
     let channel = params.get("channel").unwrap_or("").to_owned();
     let kev = params.get("kev").unwrap_or("").to_owned();
+    let sort = Sort::new(&params, &HIT_COLUMNS, "relevance");
     let requested_page = params
         .get("page")
         .and_then(|p| p.parse::<usize>().ok())
@@ -295,9 +309,15 @@ async fn advisories_page(
             "no" => Some(false),
             _ => None,
         },
+        order: match (sort.key.as_str(), sort.descending) {
+            ("id", descending) => SearchOrder::Id { descending },
+            ("severity", descending) => SearchOrder::Severity { descending },
+            _ => SearchOrder::Relevance,
+        },
         offset: (requested_page - 1).saturating_mul(PER_PAGE),
         limit: PER_PAGE,
     };
+    let requested_order = request.order;
     let searched = tokio::task::spawn_blocking(move || search(&generation, request)).await;
     let (found, problem) = match searched {
         Ok(Ok(Ok(page))) => (Some(page), None),
@@ -307,6 +327,7 @@ async fn advisories_page(
     };
     let total = found.as_ref().map_or(0, |p| p.total);
     let pager = Pager::new(&params, PATH, total, PER_PAGE);
+    let order = found.as_ref().map_or(requested_order, |p| p.order);
     let mut facets = Vec::new();
     if let Some(counts) = found.as_ref().and_then(|p| p.facets.as_ref()) {
         facets.push(facet_group(
@@ -367,6 +388,17 @@ async fn advisories_page(
             hits: found.map(hit_rows).unwrap_or_default(),
             pager,
             fields: SEARCH_FIELDS.join(", "),
+            columns: sort.columns(&params, PATH, &HIT_COLUMNS),
+            order: match order {
+                SearchOrder::Relevance => "best match first",
+                SearchOrder::Id { descending: false } => "by id",
+                SearchOrder::Id { descending: true } => "by id, Z to A",
+                SearchOrder::Severity { descending: true } => "highest CVSS first",
+                SearchOrder::Severity { descending: false } => "lowest CVSS first",
+            },
+            by_relevance: (order != SearchOrder::Relevance).then(|| params.href(PATH, "sort", "")),
+            unsortable: order != requested_order,
+            sort: params.get("sort").unwrap_or("").to_owned(),
         },
     )
 }
@@ -1166,6 +1198,61 @@ pub(super) mod tests {
             .get(&viewer, "/console/advisories?ecosystem=PyPI&page=9")
             .await;
         assert_eq!(result_ids(&far.body), b);
+    }
+
+    #[tokio::test]
+    async fn results_sort_by_id_or_severity_across_pages() {
+        let (env, viewer, _) = loaded();
+        let get = |query: &'static str| env.get(&viewer, query);
+        let page = get("/console/advisories?ecosystem=PyPI").await;
+        assert!(page.body.contains("best match first"), "{}", page.body);
+        assert!(page.body.contains(
+            "<th scope=\"col\" aria-sort=\"none\"><a href=\"/console/advisories?ecosystem=PyPI&#38;sort=id\">Id</a></th>"
+        ));
+        // By id: every page in order, the pages joined in order too.
+        let first = get("/console/advisories?ecosystem=PyPI&sort=id").await;
+        let second = get("/console/advisories?ecosystem=PyPI&sort=id&page=2").await;
+        assert!(first.body.contains("aria-sort=\"ascending\""));
+        assert!(first.body.contains(", by id"), "{}", first.body);
+        let ids: Vec<String> = result_ids(&first.body)
+            .into_iter()
+            .chain(result_ids(&second.body))
+            .collect();
+        assert_eq!(ids.len(), 60);
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
+        let reversed = get("/console/advisories?ecosystem=PyPI&sort=-id").await;
+        assert_eq!(result_ids(&reversed.body)[0], sorted[59]);
+        // By severity: the critical Log4j record before anything unscored.
+        let page = get("/console/advisories?sort=-severity").await;
+        assert!(page.body.contains("highest CVSS first"));
+        let levels: Vec<&str> = page
+            .body
+            .split("<span class=\"badge sev-")
+            .skip(1)
+            .map(|s| s.split('"').next().unwrap())
+            .collect();
+        assert_eq!(levels.first(), Some(&"critical"), "{levels:?}");
+        let rank = |level: &str| {
+            ["critical", "high", "medium", "low", "none", "unknown"]
+                .iter()
+                .position(|l| *l == level)
+                .unwrap_or_else(|| panic!("level {level}"))
+        };
+        assert!(
+            levels.windows(2).all(|w| rank(w[0]) <= rank(w[1])),
+            "{levels:?}"
+        );
+        // The link back to relevance order, and the search form keeps the sort.
+        assert!(
+            page.body
+                .contains("<a href=\"/console/advisories\">best match first</a>")
+        );
+        assert!(
+            page.body
+                .contains("<input type=\"hidden\" name=\"sort\" value=\"-severity\">")
+        );
     }
 
     #[tokio::test]

@@ -17,7 +17,9 @@
 //!   visible `<input>`, `<select>` and `<textarea>` has a label (`<label for>`, a wrapping
 //!   `<label>`, `aria-label` or `aria-labelledby`); file inputs sit in multipart POST forms;
 //! - `for`, `aria-*by` and `#fragment` links name existing ids; ids are unique, without spaces;
-//! - every `<table>` has `<th scope>` header cells, and a paginated one a sortable column;
+//! - every `<table>` has `<th scope>` header cells; a list (a table with a `<thead>`) is followed
+//!   by a pager and has a sortable column, or is marked `complete` (a small set shown whole, at
+//!   most a page of rows);
 //! - every `<time>` has an RFC 3339 UTC `datetime`, shows UTC and is followed by its age;
 //! - every error page (4xx, 5xx) has an alert saying what went wrong and what to do next.
 //!
@@ -341,10 +343,10 @@ impl Site {
 
 /// Violations known and left to their pages' owners: (route pattern, the problem's start).
 /// Each must still occur; remove it when its page is fixed.
-const KNOWN: &[(&str, &str)] = &[
-    // Search results are ranked by relevance and paginated, with no other order offered.
-    ("/console/advisories", "paginated table \"Advisories "),
-];
+const KNOWN: &[(&str, &str)] = &[];
+
+/// The most rows a table marked `complete` may show: a page's worth.
+const COMPLETE_ROWS: usize = super::view::PER_PAGE;
 
 /// Whether `problem` (`GET /path?query as role: problem`) is the known violation `known`.
 fn is_known((pattern, start): &(&str, &str), problem: &str) -> bool {
@@ -770,31 +772,58 @@ fn lint_html(body: &str, csrf: Option<&str>, role: Option<Role>) -> Vec<String> 
             ));
         }
     }
-    // A paginated table (one followed by a pager) is sortable.
-    for pager in all
-        .iter()
-        .filter(|e| e.value().has_class("pager", CaseSensitive))
-    {
-        let list = pager.prev_siblings().find_map(ElementRef::wrap);
-        let table = list.and_then(|l| {
-            l.descendants()
+    // A list (a table with a header row) is paginated — followed by a pager — and sortable,
+    // or marked `complete`: a small set shown whole.
+    for table in named("table") {
+        let has = |name: &str| {
+            table
+                .descendants()
                 .filter_map(ElementRef::wrap)
-                .find(|e| e.value().name() == "table")
-        });
-        let sortable = table.is_some_and(|t| {
-            t.descendants()
+                .any(|e| e.value().name() == name)
+        };
+        if !has("thead") {
+            continue;
+        }
+        let caption = table
+            .descendants()
+            .filter_map(ElementRef::wrap)
+            .find(|e| e.value().name() == "caption")
+            .map(|c| text_of(&c))
+            .unwrap_or_default();
+        if table.value().has_class("complete", CaseSensitive) {
+            let rows = table
+                .descendants()
                 .filter_map(ElementRef::wrap)
-                .any(|e| e.value().name() == "th" && attr(&e, "aria-sort").is_some())
-        });
-        if table.is_some() && !sortable {
-            let caption = table
-                .and_then(|t| {
-                    t.descendants()
-                        .filter_map(ElementRef::wrap)
-                        .find(|e| e.value().name() == "caption")
-                })
-                .map(|c| text_of(&c))
-                .unwrap_or_default();
+                .filter(|e| e.value().name() == "tr")
+                .count();
+            if rows > COMPLETE_ROWS + 1 {
+                problems.push(format!(
+                    "complete table \"{caption}\" has {rows} rows (more than {COMPLETE_ROWS}): \
+                     paginate it"
+                ));
+            }
+            continue;
+        }
+        // The table, or the scrolling box around it, comes right before the pager.
+        let block = table
+            .parent()
+            .and_then(ElementRef::wrap)
+            .filter(|p| p.value().has_class("scroll", CaseSensitive))
+            .unwrap_or(table);
+        let paged = block
+            .next_siblings()
+            .find_map(ElementRef::wrap)
+            .is_some_and(|e| e.value().has_class("pager", CaseSensitive));
+        if !paged {
+            problems.push(format!(
+                "list table \"{caption}\" has no pager after it and is not marked complete"
+            ));
+        }
+        let sortable = table
+            .descendants()
+            .filter_map(ElementRef::wrap)
+            .any(|e| e.value().name() == "th" && attr(&e, "aria-sort").is_some());
+        if paged && !sortable {
             problems.push(format!(
                 "paginated table \"{caption}\" has no sortable column"
             ));
@@ -975,11 +1004,20 @@ fn the_lint_finds_each_kind_of_violation() {
 <table><tr><td>1</td></tr></table>
 <time>yesterday</time><time datetime="soon">soon</time> <span class="age">(now)</span>
 <time datetime="2026-11-29T11:40:00+01:00">11:40</time> <span class="age">(1 h ago)</span>
-<table><caption>Rows 1–2 of 2</caption><tr><th scope="col">x</th></tr></table><nav class="pager"></nav>
+<table><caption>Rows 1–2 of 2</caption><thead><tr><th scope="col">x</th></tr></thead></table><nav class="pager"></nav>
+<div class="scroll"><table><caption>Layers</caption><thead><tr><th scope="col" aria-sort="none">n</th></tr></thead></table></div><p>no pager</p>
 <button type="submit"></button><a>nowhere</a><p tabindex="2">x</p><img src="/console/static/x.png"><input type="file" id="f" aria-label="File">
 <table><tr><th scope="col" aria-sort="up">x</th><th>y</th></tr></table><p><div>x</div></p></b>
 </body></html>"##;
-    let problems = lint_html(broken, Some(CSRF), Some(Role::Viewer));
+    let whole = "<tr><td>x</td></tr>".repeat(COMPLETE_ROWS + 1);
+    let broken = broken.replace(
+        "</body>",
+        &format!(
+            "<table class=\"complete\"><caption>Statements</caption><thead><tr>\
+             <th scope=\"col\">s</th></tr></thead><tbody>{whole}</tbody></table></body>"
+        ),
+    );
+    let problems = lint_html(&broken, Some(CSRF), Some(Role::Viewer));
     let expected = [
         "<html> has no lang",
         "0 <title> elements",
@@ -1021,6 +1059,8 @@ fn the_lint_finds_each_kind_of_violation() {
         "<time> yesterday has no relative age after it",
         "<time datetime=\"2026-11-29T11:40:00+01:00\"> is not shown in UTC",
         "paginated table \"Rows 1–2 of 2\" has no sortable column",
+        "list table \"Layers\" has no pager after it and is not marked complete",
+        "complete table \"Statements\" has 52 rows (more than 50): paginate it",
         "<button type=\"submit\"> has no text",
         "<img src=\"/console/static/x.png\"> has no alt",
         "<input id=\"f\" type=\"file\"> is not in a multipart POST form",
