@@ -356,5 +356,33 @@ async fn advisory_search_finds_an_advisory_by_alias_and_opens_it() {
     browser.step("advisory").await;
     assert!(advisory.contains("CVE-2020-36567"), "{advisory}");
     assert!(advisory.contains("github.com/gin-gonic/gin"), "{advisory}");
+
+    // Every advisory, sorted by id from its column header, then the other way.
+    browser.open("/console/advisories").await;
+    assert!(browser.text().await.contains("best match first"));
+    browser.follow("th[aria-sort] a[href*='sort=id']").await;
+    assert!(
+        browser.path().await.contains("sort=id"),
+        "{}",
+        browser.path().await
+    );
+    let ascending = browser.text().await;
+    assert!(ascending.contains(", by id"), "{ascending}");
+    let first_row = "table.advisories tbody tr td a";
+    let first_ascending = browser.find(first_row).await.text().await.unwrap();
+    browser.follow("th[aria-sort=ascending] a").await;
+    assert!(
+        browser.path().await.contains("sort=-id"),
+        "{}",
+        browser.path().await
+    );
+    let descending = browser.text().await;
+    browser.step("sorted").await;
+    assert!(descending.contains("by id, Z to A"), "{descending}");
+    let first_descending = browser.find(first_row).await.text().await.unwrap();
+    assert!(
+        first_ascending < first_descending,
+        "{first_ascending} then {first_descending}"
+    );
     browser.close().await;
 }
