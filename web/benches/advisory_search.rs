@@ -1,8 +1,8 @@
 //! Benchmark: server-side time of `GET /console/advisories?q=…` through the whole router
 //! (session check, tantivy query with filters, facet counts over every match, snippets,
-//! template) on a large generation, against baselines in the same run: the API's plain
-//! `Generation::search` (top 50 and a count, no facets or snippets) and the console's
-//! `Generation::search_page` without the router and template.
+//! template), ranked or sorted by CVSS, on a large generation, against baselines in the same
+//! run: the API's plain `Generation::search` (top 50 and a count, no facets or snippets) and the
+//! console's `Generation::search_page` without the router and template.
 //!
 //! The generation is synthetic: 50,000 advisories (45,000 on channel `stable`, 5,000 on
 //! `vendor`) in six ecosystems, summaries drawn from a fixed vocabulary, 5 % in KEV, loaded as two
@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use common::T0;
 use criterion::Criterion;
-use stella_feeds::{Generation, ImportOptions, ImportOutcome, SearchRequest};
+use stella_feeds::{Generation, ImportOptions, ImportOutcome, SearchOrder, SearchRequest};
 use stella_importer::model::{Affected, KevFlag, Severity};
 use stella_importer::signing::{KeyProtection, generate_key_pair};
 use stella_importer::writer::{KitContents, KitParams, write_kit};
@@ -233,16 +233,38 @@ fn bench(c: &mut Criterion) {
         .unwrap()
         .unwrap();
     let id = first.hits[0].hit.id.clone();
-    for (name, q, filters) in [
-        ("words", "remote code execution", ""),
-        ("package", "openssl", ""),
-        ("id", id.as_str(), ""),
-        ("all-kev", "", "&kev=yes"),
+    let by_severity = SearchOrder::Severity { descending: true };
+    for (name, q, filters, kev, order) in [
+        (
+            "words",
+            "remote code execution",
+            "",
+            None,
+            SearchOrder::Relevance,
+        ),
+        ("package", "openssl", "", None, SearchOrder::Relevance),
+        ("id", id.as_str(), "", None, SearchOrder::Relevance),
+        (
+            "all-kev",
+            "",
+            "&kev=yes",
+            Some(true),
+            SearchOrder::Relevance,
+        ),
+        // The same words sorted by CVSS: the window is cut from the sorted whole (fast fields).
+        (
+            "words-by-cvss",
+            "remote code execution",
+            "&sort=-severity",
+            None,
+            by_severity,
+        ),
     ] {
         let path = format!("/console/advisories?q={}{filters}", q.replace(' ', "+"));
         let request = SearchRequest {
             query: q.to_owned(),
-            kev: (!filters.is_empty()).then_some(true),
+            kev,
+            order,
             limit: 50,
             ..SearchRequest::default()
         };
