@@ -481,7 +481,9 @@ struct RecordView {
     epss: Option<String>,
     affected: Vec<AffectedRow>,
     references: Vec<ReferenceRow>,
-    dates: Vec<(&'static str, String)>,
+    /// Published and modified, in UTC with their age when they parse as RFC 3339, else as the
+    /// source wrote them.
+    dates: Vec<(&'static str, Option<When>, String)>,
     withdrawn: String,
 }
 
@@ -597,6 +599,7 @@ fn record_view(
     channel: &str,
     advisory: &Advisory,
     kits: &BTreeMap<String, String>,
+    now: u64,
 ) -> Result<RecordView, stella_feeds::FeedError> {
     let severity = severity::of_advisory(advisory);
     // KEV and EPSS from the advisory, else from the catalogs by its CVE ids.
@@ -671,7 +674,7 @@ fn record_view(
         ("Modified", &advisory.modified),
     ]
     .into_iter()
-    .filter_map(|(label, value)| value.clone().map(|v| (label, v)))
+    .filter_map(|(label, value)| value.clone().map(|v| (label, When::parse(&v, now), v)))
     .collect();
     Ok(RecordView {
         id: advisory.id.clone(),
@@ -737,7 +740,7 @@ fn load_advisory(
     let now = state.clock().now_unix();
     let records = chosen
         .iter()
-        .map(|(channel, advisory)| record_view(generation, channel, advisory, &kits))
+        .map(|(channel, advisory)| record_view(generation, channel, advisory, &kits, now))
         .collect::<Result<Vec<_>, _>>()?;
     let mut ids: BTreeSet<&String> = BTreeSet::new();
     for (_, advisory) in &chosen {
@@ -917,6 +920,8 @@ pub(super) mod tests {
             "Remote code execution via JNDI lookups in log messages",
         );
         log4j.aliases.insert("GHSA-jfh8-c2jp-5v3q".into());
+        log4j.published = Some("2021-12-10T00:00:00Z".into());
+        log4j.modified = Some("December 2021".into());
         log4j.severities.push(Severity {
             kind: "CVSS_V3".into(),
             vector: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H".into(),
@@ -1297,6 +1302,12 @@ pub(super) mod tests {
         ] {
             assert!(body.contains(expected), "{expected} missing: {body}");
         }
+        // Dates in UTC with their age; one the source did not write as RFC 3339, as written.
+        assert!(
+            body.contains("<dt>Published</dt><dd><time datetime=\"2021-12-10T00:00:00Z\""),
+            "{body}"
+        );
+        assert!(body.contains("<dt>Modified</dt><dd>December 2021</dd>"));
         assert!(body.contains("<a href=\"https://logging.apache.org/log4j/2.x/security.html\""));
         assert!(!body.contains("href=\"javascript:"), "{body}");
         assert!(body.contains("javascript:alert(document.cookie)"));

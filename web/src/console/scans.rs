@@ -574,7 +574,8 @@ pub(crate) mod tests {
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
         page.assert_secure();
         assert!(
-            page.body.contains("No scan yet — start one below"),
+            page.body
+                .contains("No scan yet — start one with the forms above"),
             "{}",
             page.body
         );
