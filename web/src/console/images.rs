@@ -50,6 +50,9 @@ const COLUMNS: [(&str, &str); 5] = [
     ("used", "Used by entrypoint"),
 ];
 
+/// The most unresolved names the page lists; the usage SBOM holds them all.
+const UNRESOLVED_SHOWN: usize = 100;
+
 /// The layer table: a second list on the page, with its own page and sort parameters.
 const LAYER_LIST: ListKeys = ListKeys {
     page: "layer_page",
@@ -323,7 +326,10 @@ struct ImagePage {
     rows: Vec<ComponentRow>,
     pager: Pager,
     chains: Vec<ChainView>,
+    /// The first [`UNRESOLVED_SHOWN`] names the usage closure could not resolve.
     unresolved: Vec<String>,
+    /// How many there are in all.
+    unresolved_total: usize,
     truncated: bool,
     /// The usage view was stored (scans since the usage view exist).
     has_usage: bool,
@@ -607,7 +613,8 @@ async fn image_page(
             rows,
             pager,
             chains,
-            unresolved,
+            unresolved_total: unresolved.len(),
+            unresolved: unresolved.into_iter().take(UNRESOLVED_SHOWN).collect(),
             truncated,
             downloads,
         },

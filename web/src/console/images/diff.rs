@@ -208,6 +208,8 @@ impl DiffView {
 struct DiffPage {
     chrome: Chrome,
     images: Vec<ImageChoice>,
+    /// More images are scanned than the pickers list.
+    more_images: bool,
     old: String,
     new: String,
     diff: Option<DiffView>,
@@ -231,16 +233,23 @@ impl DiffPage {
     }
 }
 
-/// The scanned images that have a stored SBOM, newest first.
-fn scanned_images(state: &AppState) -> Result<Vec<ImageChoice>, stella_store::rusqlite::Error> {
+/// The most images the pickers list: the newest ones. Older images are compared from their own
+/// page's "compare" link, which names them in the URL.
+const PICKER_IMAGES: i64 = 200;
+
+/// The scanned images that have a stored SBOM, newest first (at most [`PICKER_IMAGES`]), and
+/// whether there are more.
+fn scanned_images(
+    state: &AppState,
+) -> Result<(Vec<ImageChoice>, bool), stella_store::rusqlite::Error> {
     let conn = state.stores().catalog.connection();
     let mut stmt = conn.prepare(
         "SELECT i.digest, i.reference FROM images i WHERE EXISTS \
          (SELECT 1 FROM artifacts a WHERE a.image_digest = i.digest AND a.kind = 'sbom' \
-          AND a.format = 'cdx-json') ORDER BY i.created_at DESC, i.rowid DESC",
+          AND a.format = 'cdx-json') ORDER BY i.created_at DESC, i.rowid DESC LIMIT ?1",
     )?;
-    let images = stmt
-        .query_map([], |r| {
+    let mut images = stmt
+        .query_map([PICKER_IMAGES + 1], |r| {
             let digest: String = r.get(0)?;
             let reference: Option<String> = r.get(1)?;
             let label = format!(
@@ -251,7 +260,9 @@ fn scanned_images(state: &AppState) -> Result<Vec<ImageChoice>, stella_store::ru
             Ok(ImageChoice { digest, label })
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(images)
+    let more = images.len() as i64 > PICKER_IMAGES;
+    images.truncate(PICKER_IMAGES as usize);
+    Ok((images, more))
 }
 
 async fn diff_page(
@@ -261,14 +272,23 @@ async fn diff_page(
 ) -> Response {
     let chrome = chrome.page("Diff", "diff");
     let params = Params::parse(query.as_deref());
-    let images = match scanned_images(&state) {
-        Ok(images) => images,
+    let (mut images, more_images) = match scanned_images(&state) {
+        Ok(found) => found,
         Err(err) => {
             return store_error(chrome, "The list of scanned images", err, "/console/scans");
         }
     };
     let old = params.get("old").unwrap_or("").to_owned();
     let new = params.get("new").unwrap_or("").to_owned();
+    // An image named in the URL stays choosable even when it is older than the pickers' list.
+    for digest in [&old, &new] {
+        if !digest.is_empty() && !images.iter().any(|i| &i.digest == digest) {
+            images.push(ImageChoice {
+                digest: digest.clone(),
+                label: DiffPage::short(digest).to_owned(),
+            });
+        }
+    }
     let (diff, problem, status) = match (old.is_empty(), new.is_empty()) {
         (true, true) => (None, None, StatusCode::OK),
         (false, false) => match diff_images(&state, &old, &new) {
@@ -282,10 +302,15 @@ async fn diff_page(
                 status,
             ),
         },
-        _ => (
+        // One image chosen (the image page's "compare" link names the new one): ask for the
+        // other.
+        (old_missing, _) => (
             None,
-            Some("Pick both an old and a new image.".to_owned()),
-            StatusCode::BAD_REQUEST,
+            Some(format!(
+                "Pick the {} image to compare with, then Compare.",
+                if old_missing { "old" } else { "new" }
+            )),
+            StatusCode::OK,
         ),
     };
     render(
@@ -293,6 +318,7 @@ async fn diff_page(
         &DiffPage {
             chrome,
             images,
+            more_images,
             old,
             new,
             diff,

@@ -328,9 +328,22 @@ async fn diff_page_attributes_changes_to_the_new_layer() {
             .contains(&format!("<option value=\"{old}\" selected>"))
     );
 
+    // One image named (the image page's "compare" link): the other is asked for.
+    let page = env.get(&viewer, &format!("/console/diff?new={new}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Pick the old image to compare with"));
+    assert!(
+        page.body
+            .contains(&format!("<option value=\"{new}\" selected>"))
+    );
+    let image = env.get(&viewer, &format!("/console/images/{new}")).await;
+    assert!(
+        image
+            .body
+            .contains(&format!("href=\"/console/diff?new={new}\""))
+    );
     let page = env.get(&viewer, &format!("/console/diff?old={old}")).await;
-    assert_eq!(page.status, StatusCode::BAD_REQUEST);
-    assert!(page.body.contains("Pick both an old and a new image"));
+    assert!(page.body.contains("Pick the new image to compare with"));
     let page = env
         .get(
             &viewer,
@@ -339,4 +352,46 @@ async fn diff_page_attributes_changes_to_the_new_layer() {
         .await;
     assert_eq!(page.status, StatusCode::NOT_FOUND);
     assert!(page.body.contains("scan the image first"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn the_diff_pickers_list_the_newest_images_and_keep_a_named_older_one() {
+    use stella_store::rusqlite::params;
+    let env = ConsoleEnv::new();
+    let viewer = env.sign_in("val", "viewer");
+    let digest = |n: usize| format!("sha256:{n:064x}");
+    {
+        let conn = env.state.stores().catalog.connection();
+        for n in 0..201 {
+            let at = format!("2026-01-01T00:{:02}:{:02}Z", n / 60, n % 60);
+            conn.execute(
+                "INSERT INTO images (digest, reference, config, created_at) VALUES (?1, ?2, NULL, ?3)",
+                params![digest(n), format!("registry.local/app:{n}"), at],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO artifacts (kind, format, digest, size, image_digest, created_at) \
+                 VALUES ('sbom', 'cdx-json', ?1, 2, ?2, ?3)",
+                params![digest(1000 + n), digest(n), at],
+            )
+            .unwrap();
+        }
+    }
+    let page = env.get(&viewer, "/console/diff").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body
+            .contains("The lists hold the newest 200 scanned images")
+    );
+    // The oldest (image 0) is left out of the lists, unless the URL names it.
+    let option = format!("<option value=\"{}\"", digest(0));
+    assert!(!page.body.contains(&option));
+    assert!(
+        page.body
+            .contains(&format!("<option value=\"{}\"", digest(200)))
+    );
+    let page = env
+        .get(&viewer, &format!("/console/diff?old={}", digest(0)))
+        .await;
+    assert_eq!(page.body.matches(&option).count(), 2, "{}", page.body);
 }
