@@ -642,7 +642,7 @@ async fn change_password(
     let retry =
         |message: &str| password_view(chrome.clone(), &session, StatusCode::BAD_REQUEST, message);
     if new != confirm {
-        return retry("The new passwords differ.");
+        return retry("The new passwords differ: type the same new password in both fields.");
     }
     if new.chars().count() < MIN_PASSWORD_LEN {
         return retry(&format!(
@@ -653,7 +653,7 @@ async fn change_password(
         return retry("The new password must differ from the current one.");
     }
     let Ok(Some(user)) = state.stores().catalog.user(&session.user) else {
-        return retry("Your account is gone.");
+        return retry("Your account no longer exists: sign out and ask an admin for a new one.");
     };
     let stored = user.password_hash.clone();
     let outcome = tokio::task::spawn_blocking(move || {
@@ -674,7 +674,7 @@ async fn change_password(
                 &user.name,
                 json!({ "reason": "wrong current password" }),
             );
-            return retry("The current password is wrong.");
+            return retry("The current password is wrong: type the one you signed in with.");
         }
         _ => return failure(&state, "The new password cannot be hashed."),
     };
@@ -1204,7 +1204,7 @@ async fn create_client(
     let scopes = match ScopeSet::parse(&listed) {
         Ok(scopes) if !scopes.is_empty() => scopes,
         Ok(_) => return bad("Choose at least one scope."),
-        Err(err) => return bad(&err.to_string()),
+        Err(err) => return bad(&format!("{err}: choose scopes from the list.")),
     };
     let (secret, hash) = match new_secret(&state, "client secret").await {
         Ok(made) => made,

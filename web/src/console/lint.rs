@@ -106,11 +106,32 @@ impl Site {
             .await;
         assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
         type Form<'a> = (&'a str, StatusCode, &'a [(&'a str, &'a str)]);
-        let forms: [Form; 3] = [
+        // Each form posted once to succeed and once to be refused: the refusals must say what
+        // went wrong and what to do next.
+        let forms: [Form; 6] = [
             (
                 "/console/policies",
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &[("policy", super::policies::tests::INVALID)],
+            ),
+            (
+                "/console/users",
+                StatusCode::BAD_REQUEST,
+                &[("name", "not a name!"), ("role", "operator")],
+            ),
+            (
+                "/console/clients",
+                StatusCode::BAD_REQUEST,
+                &[("client_id", "not an id!"), ("scopes", "scanner.read")],
+            ),
+            (
+                "/account/password",
+                StatusCode::BAD_REQUEST,
+                &[
+                    ("current", "x"),
+                    ("new", "long-enough-1"),
+                    ("confirm", "long-enough-2"),
+                ],
             ),
             (
                 "/console/users",
@@ -958,6 +979,48 @@ async fn every_console_page_passes_the_lint() {
     lint_page(
         "GET /login (signed out)",
         &login,
+        None,
+        None,
+        &mut problems,
+        &mut linted,
+    );
+    // A failed sign-in: the form again, with its double-submit token, and the advice.
+    let cookie = login
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next())
+        .find(|c| c.starts_with("stella_login_csrf="))
+        .expect("the login page sets its CSRF cookie")
+        .to_owned();
+    let token = cookie
+        .split_once('=')
+        .map(|(_, t)| t.to_owned())
+        .unwrap_or_default();
+    let failed = site
+        .env
+        .send(
+            axum::http::Request::builder()
+                .method(Method::POST)
+                .uri("/login")
+                .header(header::HOST, "stella.test")
+                .header(header::COOKIE, &cookie)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(axum::body::Body::from(format!(
+                    "csrf={token}&username=nobody&password=wrong"
+                )))
+                .unwrap(),
+        )
+        .await;
+    if failed.status != StatusCode::UNAUTHORIZED {
+        problems.push(format!(
+            "POST /login (wrong password): status {}",
+            failed.status
+        ));
+    }
+    lint_page(
+        "POST /login (wrong password)",
+        &failed,
         None,
         None,
         &mut problems,
