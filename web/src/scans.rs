@@ -235,6 +235,17 @@ pub(crate) fn progress(id: &str) -> Option<ScanProgress> {
     })
 }
 
+/// Registers `id` as a scan running in this process and returns its progress sink, as
+/// [`start_scan`] does; for tests of the progress page.
+#[cfg(test)]
+pub(crate) fn register_running(id: &str) -> Arc<LiveProgress> {
+    let live = Arc::new(LiveProgress::default());
+    if let Ok(mut running) = RUNNING.lock() {
+        running.insert(id.to_owned(), live.clone());
+    }
+    live
+}
+
 /// Starts scanning `source` in the background: records the scan as running, audits
 /// `scan.start`, and returns the scan id. The API and the console both start scans here.
 pub(crate) fn start_scan(

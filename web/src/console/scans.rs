@@ -774,6 +774,53 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn a_scan_in_flight_shows_its_layers_cache_hits_and_bytes() {
+        use stella_scanner::{Digest, Progress as _, ProgressEvent};
+        let env = ConsoleEnv::new();
+        let viewer = env.sign_in("val", "viewer");
+        insert_scan(&env, "scan-live", "registry.test/app:2", "running", T0 - 5);
+        let live = crate::scans::register_running("scan-live");
+        let page = env.get(&viewer, "/console/scans/scan-live").await;
+        assert!(
+            page.body
+                .contains("Reading the image&#39;s manifest and config")
+                || page
+                    .body
+                    .contains("Reading the image's manifest and config"),
+            "{}",
+            page.body
+        );
+        let layer = Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap();
+        live.on_event(&ProgressEvent::Resolved {
+            image_id: layer.clone(),
+            layers: 3,
+            total_bytes: None,
+        });
+        for (index, reused) in [(0, true), (1, false)] {
+            live.on_event(&ProgressEvent::LayerStarted {
+                index,
+                diff_id: layer.clone(),
+                reused,
+            });
+            live.on_event(&ProgressEvent::LayerFinished { index });
+        }
+        live.on_event(&ProgressEvent::BytesRead(3 * 1024 * 1024 + 512 * 1024));
+        let page = env.get(&viewer, "/console/scans/scan-live").await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(
+            page.body.contains(
+                "<strong>Analysing layers: 2 of 3 done</strong> (1 from the cache), 3.5 MiB read."
+            ),
+            "{}",
+            page.body
+        );
+        assert!(
+            page.body
+                .contains("<meta http-equiv=\"refresh\" content=\"2\">")
+        );
+    }
+
+    #[tokio::test]
     async fn an_uploaded_docker_archive_is_scanned_and_removed() {
         let env = ConsoleEnv::new();
         let operator = env.sign_in("olga", "operator");
