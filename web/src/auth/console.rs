@@ -1491,6 +1491,79 @@ mod page_tests {
     }
 
     #[tokio::test]
+    async fn users_and_clients_sort_and_page() {
+        let env = ConsoleEnv::new();
+        let admin = env.sign_in("root", "admin");
+        let catalog = &env.state.stores().catalog;
+        for n in 0..55u64 {
+            catalog
+                .insert_user(&UserRecord {
+                    name: format!("u{n:02}"),
+                    password_hash: "not a hash: these users never sign in".into(),
+                    role: if n == 7 { "approver" } else { "viewer" }.into(),
+                    must_change: false,
+                    failures: 0,
+                    last_failure: 0,
+                    created_at: T0 - 1000 + n,
+                })
+                .unwrap();
+            catalog
+                .insert_client(&ClientRecord {
+                    client_id: format!("c{n:02}"),
+                    secret_hash: None,
+                    jwks: Some("{}".into()),
+                    scopes: "scanner.read".into(),
+                    created_at: T0 - 1000 + n,
+                    created_by: if n == 3 { "zed" } else { "root" }.into(),
+                    disabled: false,
+                })
+                .unwrap();
+        }
+        let users = |body: &str| {
+            crate::console::testing::cells(body, "<tbody>", "<tr>\n      <td>", "<")
+                .into_iter()
+                .map(|name| name.trim().to_owned())
+                .collect::<Vec<_>>()
+        };
+        let page = env.get(&admin, "/console/users").await;
+        assert!(page.body.contains("Users 1–50 of 56"), "{}", page.body);
+        assert_eq!(users(&page.body)[..2], ["root", "u00"]);
+        let page = env.get(&admin, "/console/users?page=2").await;
+        assert_eq!(
+            users(&page.body),
+            ["u49", "u50", "u51", "u52", "u53", "u54"]
+        );
+        let page = env.get(&admin, "/console/users?sort=-name").await;
+        assert_eq!(users(&page.body)[0], "u54");
+        // By role: admin, approver, then the viewers.
+        let page = env.get(&admin, "/console/users?sort=role").await;
+        assert_eq!(users(&page.body)[..3], ["root", "u07", "u00"]);
+        let page = env.get(&admin, "/console/users?sort=-created").await;
+        assert_eq!(
+            users(&page.body)[0],
+            "root",
+            "signed in last, so created last"
+        );
+
+        let clients = |body: &str| {
+            crate::console::testing::cells(body, "<tbody>", "<tr><td class=\"mono\">", "<")
+        };
+        let page = env.get(&admin, "/console/clients").await;
+        assert!(
+            page.body.contains("API clients 1–50 of 55"),
+            "{}",
+            page.body
+        );
+        assert_eq!(clients(&page.body)[0], "c00");
+        let page = env.get(&admin, "/console/clients?page=2").await;
+        assert_eq!(clients(&page.body), ["c50", "c51", "c52", "c53", "c54"]);
+        let page = env.get(&admin, "/console/clients?sort=-created").await;
+        assert_eq!(clients(&page.body)[0], "c54");
+        let page = env.get(&admin, "/console/clients?sort=-created_by").await;
+        assert_eq!(clients(&page.body)[0], "c03");
+    }
+
+    #[tokio::test]
     async fn clients_page_lists_escapes_and_creates() {
         let env = ConsoleEnv::new();
         let admin = env.sign_in("root", "admin");

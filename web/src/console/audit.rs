@@ -163,7 +163,7 @@ mod tests {
     use axum::http::StatusCode;
     use stella_store::AuditEvent;
 
-    use crate::console::testing::{ConsoleEnv, T0};
+    use crate::console::testing::{ConsoleEnv, T0, cells};
 
     fn record(env: &ConsoleEnv, at: u64, actor: &str, action: &str, target: &str) {
         env.state
@@ -216,11 +216,24 @@ mod tests {
         assert!(page.body.contains("51–60 of 60"), "{}", page.body);
         let page = env.get(&admin, "/console/audit?actor=nobody").await;
         assert!(page.body.contains("No audit records match"));
-        // Sorting by actor ascending puts alice first; an unknown key falls back to time.
+        // The actor of each row, in order.
+        let actors = |body: &str| cells(body, "<tbody>", "</span></td><td>", "<");
+        // Newest first by default: bob's record, then alice's.
+        let page = env.get(&admin, "/console/audit").await;
+        assert_eq!(actors(&page.body)[..2], ["bob", "alice"]);
+        // Sorting by actor ascending puts alice first, descending bob; an unknown key falls back
+        // to time.
         let page = env.get(&admin, "/console/audit?sort=actor").await;
         assert!(page.body.contains("aria-sort=\"ascending\""));
+        assert_eq!(actors(&page.body)[0], "alice");
+        assert_eq!(actors(&page.body).len(), 50);
+        let page = env.get(&admin, "/console/audit?sort=-actor").await;
+        assert_eq!(actors(&page.body)[..2], ["bob", "alice"]);
+        let page = env.get(&admin, "/console/audit?sort=actor&page=2").await;
+        assert_eq!(actors(&page.body)[10], "bob", "the last row of page 2");
         let page = env.get(&admin, "/console/audit?sort=id;drop").await;
         assert_eq!(page.status, StatusCode::OK);
+        assert_eq!(actors(&page.body)[0], "bob");
 
         let viewer = env.sign_in("val", "viewer");
         let page = env.get(&viewer, "/console/audit").await;
