@@ -1,7 +1,7 @@
 //! Headless Chromium for the console's end-to-end tests: Debian's `chromedriver` on a loopback
 //! port, driven over plain HTTP by `fantoccini` (no TLS stack: the driver and the daemon are both
-//! on 127.0.0.1), a fresh profile and download folder per browser, and screenshots under
-//! `TARGET_DIR/screenshots/`. Browsers run one at a time: the machines have two cores.
+//! on 127.0.0.1), a fresh profile and download folder per browser, and screenshots under the
+//! workspace's `target/screenshots/`. Browsers run one at a time: the machines have two cores.
 //!
 //! Without Chromium or ChromeDriver a test fails when `CI` is set (CI runs with `CI=true`) and is
 //! skipped, loudly, elsewhere (`tests/run` installs both).
@@ -60,13 +60,10 @@ pub fn available(test: &str) -> bool {
     false
 }
 
-/// Where screenshots go: `screenshots/` in the build's target directory.
+/// Where screenshots go: `target/screenshots/` in the workspace (whatever `CARGO_TARGET_DIR`
+/// says: `tests/run` keeps the build elsewhere, the screenshots stay with the checkout).
 pub fn screenshot_dir() -> PathBuf {
-    let target = Path::new(env!("CARGO_BIN_EXE_stella"))
-        .parent()
-        .and_then(Path::parent)
-        .expect("the binary sits in TARGET/PROFILE/");
-    let dir = target.join("screenshots");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -356,10 +353,27 @@ impl Browser {
         path
     }
 
-    /// Saves a numbered screenshot (the counter orders a test's screenshots).
+    /// Saves a numbered screenshot (the counter orders a test's screenshots), after checking
+    /// that the page fits the 1024 px window: nothing scrolls sideways but the tables' own
+    /// scrolling boxes.
     pub async fn step(&mut self, name: &str) -> PathBuf {
         self.shots += 1;
-        self.shot(name).await
+        let widths = self
+            .client
+            .execute(
+                "const e = document.documentElement; return [e.scrollWidth, e.clientWidth];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let shot = self.shot(name).await;
+        let (scroll, client) = (widths[0].as_u64(), widths[1].as_u64());
+        assert!(
+            scroll <= client,
+            "{name}: the page is {scroll:?} px wide in a {client:?} px window ({})",
+            shot.display()
+        );
+        shot
     }
 
     /// Signs in as `user` with `password`.
@@ -371,24 +385,58 @@ impl Browser {
         assert_ne!(self.path().await, "/login", "{}", self.text().await);
     }
 
+    /// The `name` of the focused element.
+    async fn focused(&self) -> String {
+        let element = self.client.active_element().await.unwrap();
+        element.attr("name").await.unwrap().unwrap_or_default()
+    }
+
+    /// Fills a form from the keyboard alone: types each of `values` into the focused field,
+    /// checking it is the field named so, with Tab between them, then presses Enter and waits
+    /// for the next page.
+    pub async fn type_form(&self, values: &[(&str, &str)]) {
+        const TAB: &str = "\u{E004}";
+        const ENTER: &str = "\u{E007}";
+        for (n, (name, text)) in values.iter().enumerate() {
+            if n > 0 {
+                let element = self.client.active_element().await.unwrap();
+                element.send_keys(TAB).await.unwrap();
+            }
+            assert_eq!(
+                &self.focused().await,
+                name,
+                "Tab does not reach the {name} field"
+            );
+            let element = self.client.active_element().await.unwrap();
+            element.send_keys(text).await.unwrap();
+        }
+        self.mark_old_page().await;
+        let element = self.client.active_element().await.unwrap();
+        element.send_keys(ENTER).await.unwrap();
+        self.wait_for_load().await;
+    }
+
     /// Signs in as the bootstrap admin with its one-time password, is sent to the forced
-    /// password change, and sets `new_password`.
+    /// password change, and sets `new_password` — both forms from the keyboard alone (the
+    /// sign-in form's user name field has the focus when the page opens).
     pub async fn first_sign_in(&mut self, bootstrap_password: &str, new_password: &str) {
         self.open("/login").await;
-        self.fill("input[name=username]", "admin").await;
-        self.fill("input[name=password]", bootstrap_password).await;
         self.step("login").await;
-        self.submit("input[name=password]").await;
+        self.type_form(&[("username", "admin"), ("password", bootstrap_password)])
+            .await;
         assert_eq!(
             self.path().await,
             "/account/password",
             "the bootstrap password must be changed first"
         );
-        self.fill("input[name=current]", bootstrap_password).await;
-        self.fill("input[name=new]", new_password).await;
-        self.fill("input[name=confirm]", new_password).await;
         self.step("password-change").await;
-        self.submit("input[name=confirm]").await;
+        self.click("input[name=current]").await;
+        self.type_form(&[
+            ("current", bootstrap_password),
+            ("new", new_password),
+            ("confirm", new_password),
+        ])
+        .await;
         assert_ne!(
             self.path().await,
             "/account/password",
