@@ -378,6 +378,55 @@ pub(crate) fn evaluate_image(
     })
 }
 
+/// Verdicts judged for the lists, by (image, SBOM, kit and sequence, policy digest): the same
+/// inputs give the same verdict, so an entry never goes stale, and a new kit or policy misses.
+type VerdictKey = (String, String, String, u64, String);
+static LIVE_VERDICTS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<VerdictKey, &'static str>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// The most verdicts kept; the cache starts again when full.
+const LIVE_VERDICTS_KEPT: usize = 4096;
+
+/// The verdict (`PASS`/`FAIL`) scanned image `image` gets now under the newest policy and the
+/// current kit — what its findings page shows — for the lists that show a scan's verdict before
+/// a report is stored. Judged once per (image, SBOM, kit, policy) and kept in memory; stores
+/// nothing. `None` without a kit or a stored SBOM, or when judging fails. Blocking.
+pub(crate) fn live_verdict(state: &AppState, image: &Digest) -> Option<&'static str> {
+    let stores = state.stores();
+    let (kit_id, sequence) = state.feeds().snapshot(&stores.catalog).ok()??;
+    let (policy, _) = load_policy(state, None).ok()?;
+    let sbom: String = stores
+        .catalog
+        .connection()
+        .query_row(
+            "SELECT digest FROM artifacts WHERE image_digest = ?1 AND kind = 'sbom' \
+             AND format = 'cdx-json'",
+            [image.to_string()],
+            |r| r.get(0),
+        )
+        .optional()
+        .ok()??;
+    let key = (
+        image.to_string(),
+        sbom,
+        kit_id,
+        sequence,
+        policy.digest().ok()?,
+    );
+    if let Some(verdict) = LIVE_VERDICTS.lock().ok()?.get(&key) {
+        return Some(verdict);
+    }
+    let evaluated = evaluate_image(state, image, None, state.clock().now_unix()).ok()?;
+    let verdict = verdict_text(evaluated.report.verdict);
+    let mut cache = LIVE_VERDICTS.lock().ok()?;
+    if cache.len() >= LIVE_VERDICTS_KEPT {
+        cache.clear();
+    }
+    cache.insert(key, verdict);
+    Some(verdict)
+}
+
 /// Stores an evaluated report's canonical JSON and its catalog row (once: the id is derived
 /// from the bytes) and audits `report.create` when it is new.
 pub(crate) fn store_report(

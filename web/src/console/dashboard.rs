@@ -69,8 +69,10 @@ struct ScanRow {
     image_digest: Option<String>,
     status: String,
     started: Option<When>,
-    /// `PASS` or `FAIL` of the image's latest policy report.
+    /// `PASS` or `FAIL` of the image's latest policy report, else judged now.
     verdict: Option<String>,
+    /// The verdict was judged now (no report is stored): see [`crate::reports::live_verdict`].
+    live: bool,
 }
 
 #[derive(Template)]
@@ -226,10 +228,19 @@ fn gather(state: &AppState) -> Sections {
             })
             .map_err(|e| format!("The transparency log cannot be read: {e}.")),
     };
-    let scans = recent_scans(state, now).unwrap_or_else(|err| {
+    let mut scans = recent_scans(state, now).unwrap_or_else(|err| {
         tracing::error!(%err, "dashboard: cannot read scans");
         Vec::new()
     });
+    for scan in scans.iter_mut().filter(|s| s.verdict.is_none()) {
+        let live = scan
+            .image_digest
+            .as_deref()
+            .and_then(|d| d.parse().ok())
+            .and_then(|image| crate::reports::live_verdict(state, &image));
+        scan.live = live.is_some();
+        scan.verdict = live.map(str::to_owned);
+    }
     Sections {
         health,
         freshness,
@@ -260,6 +271,7 @@ fn recent_scans(state: &AppState, now: u64) -> Result<Vec<ScanRow>, rusqlite::Er
                 status: row.get(3)?,
                 started: When::parse(&row.get::<_, String>(4)?, now),
                 verdict: row.get(5)?,
+                live: false,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -306,6 +318,33 @@ mod tests {
                 params![format!("report-{id}"), digest, verdict, at],
             )
             .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_scan_without_a_stored_report_shows_the_verdict_it_gets_now() {
+        use crate::console::findings::tests::{IMAGE, import_kit, store_scan};
+        let env = ConsoleEnv::new();
+        import_kit(&env);
+        store_scan(&env, IMAGE, &[("requests", true), ("jinja2", false)]);
+        scan(&env, "scan-1", "registry.local/app:1.0", IMAGE, None);
+        let viewer = env.sign_in("val", "viewer");
+        let not_stored = "verdict-fail\">FAIL</span> <span class=\"age\" title=\"Judged now";
+        for path in ["/", "/console/scans"] {
+            let page = env.get(&viewer, path).await;
+            assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+            assert!(page.body.contains(not_stored), "{path}: {}", page.body);
+        }
+        // Once a report is stored, the lists show it, not the judgement.
+        let operator = env.sign_in("olga", "operator");
+        let stored = env
+            .post(&operator, &format!("/console/images/{IMAGE}/findings"), &[])
+            .await;
+        assert_eq!(stored.status, StatusCode::SEE_OTHER, "{}", stored.body);
+        for path in ["/", "/console/scans"] {
+            let page = env.get(&viewer, path).await;
+            assert!(page.body.contains("verdict-fail\">FAIL</span>"), "{path}");
+            assert!(!page.body.contains("Judged now"), "{path}: {}", page.body);
         }
     }
 

@@ -61,8 +61,10 @@ struct ScanRow {
     error: Option<String>,
     started: Option<When>,
     finished: Option<When>,
-    /// The verdict (`PASS`/`FAIL`) of the image's latest report, if any.
+    /// The verdict (`PASS`/`FAIL`) of the image's latest report, else judged now.
     verdict: Option<String>,
+    /// The verdict was judged now (no report is stored): see [`crate::reports::live_verdict`].
+    live: bool,
     /// The scan's summary JSON (layers analysed and reused, components by type).
     summary: Option<String>,
 }
@@ -96,6 +98,7 @@ fn scan_row(
         started: when(row.get(5)?),
         finished: when(row.get(6)?),
         verdict: row.get(7)?,
+        live: false,
         summary: row.get(8)?,
     })
 }
@@ -117,27 +120,55 @@ async fn scans_page(
         _ => "s.started_at",
     };
     let direction = if sort.descending { "DESC" } else { "ASC" };
-    let conn = state.stores().catalog.connection();
-    let read = (|| -> stella_store::rusqlite::Result<(Pager, Vec<ScanRow>)> {
-        let total: i64 = conn.query_row("SELECT count(*) FROM scans", [], |r| r.get(0))?;
-        let pager = Pager::new(&params, PATH, total as usize, PER_PAGE);
-        let range = pager.range();
-        let mut stmt = conn.prepare(&format!(
+    let read = {
+        let conn = state.stores().catalog.connection();
+        (|| -> stella_store::rusqlite::Result<(Pager, Vec<ScanRow>)> {
+            let total: i64 = conn.query_row("SELECT count(*) FROM scans", [], |r| r.get(0))?;
+            let pager = Pager::new(&params, PATH, total as usize, PER_PAGE);
+            let range = pager.range();
+            let mut stmt = conn.prepare(&format!(
             "{SELECT_SCANS} ORDER BY {column} {direction}, s.rowid {direction} LIMIT ?1 OFFSET ?2"
         ))?;
-        let rows = stmt
-            .query_map(
-                params![(range.end - range.start) as i64, range.start as i64],
-                |row| scan_row(row, now),
-            )?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((pager, rows))
-    })();
-    drop(conn);
-    let (pager, rows) = match read {
+            let rows = stmt
+                .query_map(
+                    params![(range.end - range.start) as i64, range.start as i64],
+                    |row| scan_row(row, now),
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((pager, rows))
+        })()
+    };
+    let (pager, mut rows) = match read {
         Ok(read) => read,
         Err(err) => return store_error(chrome, "The scan list", err, "/"),
     };
+    // Finished scans whose image has no stored report show the verdict it gets now.
+    if rows
+        .iter()
+        .any(|r| r.verdict.is_none() && r.status == "done")
+    {
+        let judging = state.clone();
+        let judged = tokio::task::spawn_blocking(move || {
+            for row in rows
+                .iter_mut()
+                .filter(|r| r.verdict.is_none() && r.status == "done")
+            {
+                let live = row
+                    .digest
+                    .as_deref()
+                    .and_then(|d| d.parse().ok())
+                    .and_then(|image| crate::reports::live_verdict(&judging, &image));
+                row.live = live.is_some();
+                row.verdict = live.map(str::to_owned);
+            }
+            rows
+        })
+        .await;
+        rows = match judged {
+            Ok(rows) => rows,
+            Err(err) => return store_error(chrome, "The scan list", err, "/"),
+        };
+    }
     let columns = sort.columns(&params, PATH, &COLUMNS);
     render(
         StatusCode::OK,
