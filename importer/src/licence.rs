@@ -184,9 +184,40 @@ pub struct LicenceTerms {
     pub expires: time::OffsetDateTime,
 }
 
-/// Issues a licence for a verified enrolment request. Deterministic: the licence id is derived
-/// from the request and terms.
+/// Who issues a licence; its id says so. The id prefix is a label for people, not a trust
+/// decision: what a licence entitles depends only on whether the appliance trusts its signing
+/// key (`[licence] vendor_keys`, or the demo's own ephemeral key inside `stella serve --demo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LicenceIssuer {
+    /// The vendor (`stella-kit licence issue`): ids `lic-…`.
+    Vendor,
+    /// `stella serve --demo`, for its own installation, signed with its ephemeral demo key:
+    /// ids `demo-…`.
+    Demo,
+}
+
+impl LicenceIssuer {
+    fn id_prefix(self) -> &'static str {
+        match self {
+            LicenceIssuer::Vendor => "lic",
+            LicenceIssuer::Demo => "demo",
+        }
+    }
+}
+
+/// Issues a vendor licence for a verified enrolment request. Deterministic: the licence id is
+/// derived from the request and terms.
 pub fn issue_licence(
+    request: &EnrolmentRequest,
+    terms: &LicenceTerms,
+    vendor_key: &SigningKey,
+) -> Result<SignedLicence, KitError> {
+    issue_licence_as(LicenceIssuer::Vendor, request, terms, vendor_key)
+}
+
+/// [`issue_licence`] by `issuer`, whose prefix the licence id carries.
+pub fn issue_licence_as(
+    issuer: LicenceIssuer,
     request: &EnrolmentRequest,
     terms: &LicenceTerms,
     vendor_key: &SigningKey,
@@ -212,7 +243,7 @@ pub fn issue_licence(
         installation_key_sha256: request.request.installation_key.fingerprint()?,
     };
     let digest = Sha256Hex::of(&to_canonical_json("licence", &licence)?);
-    licence.licence_id = format!("lic-{}", &digest.as_str()[..20]);
+    licence.licence_id = format!("{}-{}", issuer.id_prefix(), &digest.as_str()[..20]);
     let payload = to_canonical_json("licence", &licence)?;
     let signature = vendor_key.sign(
         &payload,
@@ -479,6 +510,31 @@ mod tests {
         .unwrap();
         list.verify(&trusted).unwrap();
         assert!(list.is_revoked(&licence.licence.licence_id));
+    }
+
+    #[test]
+    fn the_licence_id_names_its_issuer_and_only_the_key_decides_trust() {
+        let vendor = generate_key_pair(KeyProtection::Unencrypted, "vendor").unwrap();
+        let demo = generate_key_pair(KeyProtection::Unencrypted, "demo").unwrap();
+        let demo_key =
+            SigningKey::from_minisign_file_contents(&demo.secret_key_file, None).unwrap();
+        let request =
+            ed25519_enrolment_request(&[9; 32], "appliance-1", "2026-01-01T00:00:00Z").unwrap();
+        let licence = issue_licence_as(LicenceIssuer::Demo, &request, &terms(), &demo_key).unwrap();
+        assert!(
+            licence.licence.licence_id.starts_with("demo-"),
+            "{}",
+            licence.licence.licence_id
+        );
+        licence.validate().unwrap();
+        licence
+            .verify(&TrustedKeys::from_texts([demo.public_key_file.as_str()]).unwrap())
+            .unwrap();
+        let vendor_only = TrustedKeys::from_texts([vendor.public_key_file.as_str()]).unwrap();
+        assert!(matches!(
+            licence.verify(&vendor_only),
+            Err(KitError::UnknownKey { .. })
+        ));
     }
 
     #[test]

@@ -640,6 +640,7 @@ pub(crate) fn sign_and_record(
     let signed = service
         .sign_with(state.feeds(), &stores.catalog, actor, ctx, build)
         .map_err(SignOutcome::into_response)?;
+    let licence_id = signed.attestation.licence_id.clone();
     let bundle = signed
         .bundle
         .ok_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "no transparency log"))?;
@@ -672,6 +673,7 @@ pub(crate) fn sign_and_record(
     Ok(json!({
         "artifactId": id,
         "logIndex": log_index,
+        "licenceId": licence_id,
         "name": input.name,
         "artifactDigest": input.artifact.to_string(),
         "bundleUrl": format!("/api/exports/{id}/bundle"),

@@ -378,6 +378,18 @@ impl SigningService {
         Ok(())
     }
 
+    /// Adds the ephemeral key of `stella serve --demo` to the keys whose licences the gate
+    /// accepts, for this process only: the demo signs a licence for its own installation with
+    /// it, so that its sample report is signed and logged. Only demo mode calls this; the key is
+    /// generated in memory at start, never written to `[licence] vendor_keys`, and dies with the
+    /// process, so a demo licence entitles nothing anywhere else.
+    pub fn trust_demo_licence_keys(&mut self, demo_keys: &TrustedKeys) {
+        let mut keys = self.vendor_keys.keys().to_vec();
+        keys.extend(demo_keys.keys().iter().cloned());
+        self.vendor_keys = TrustedKeys::new(keys);
+        self.vendor_key_ids.extend(demo_keys.key_ids());
+    }
+
     /// The attestor (log, TSA, trust documents), once opened.
     pub fn attestor(&self) -> Option<&Attestor> {
         self.attestor.as_ref()

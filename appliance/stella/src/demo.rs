@@ -2,7 +2,10 @@
 //! minute. A sample kit of real advisories is built and signed with an ephemeral key generated at
 //! start, imported with that key as the only trusted one (never the configured keys, never
 //! written into the trust configuration), a sample image is scanned and judged, and the console
-//! labels every page as demo data (`docs/demo.md`).
+//! labels every page as demo data (`docs/demo.md`). With an `[hsm]` that holds the appliance
+//! keys, the kit also carries a demo licence for that HSM's installation key, signed with the
+//! same ephemeral key, which the signer of this process alone accepts: the sample report is then
+//! signed and logged like a real one.
 //!
 //! The sample data are fixtures already in the repository, compiled into the binary: four Go
 //! vulnerability database records (`tests/data/report/go`, three of which hit the Go standard
@@ -15,11 +18,16 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use stella_core::{Clock, Config};
 use stella_feeds::{FeedStore, ImportError, ImportOptions, ImportOutcome};
+use stella_hsm::KeyRole;
+use stella_importer::licence::{
+    EnrolmentRequest, LicenceIssuer, LicenceTerms, SignedLicence, issue_licence_as,
+};
 use stella_importer::signing::{KeyProtection, generate_key_pair};
 use stella_importer::sources::SourceKind;
 use stella_importer::{SigningKey, TrustedKeys};
 use stella_kit_builder::{BuildOptions, SourceSpec};
 use stella_store::Stores;
+use stella_web::signing::SigningService;
 
 /// The file that marks a data directory as holding demo data. A normal `stella serve` refuses
 /// such a directory, so demo data never passes for evidence.
@@ -30,6 +38,15 @@ pub(crate) const CHANNEL: &str = "demo";
 
 /// Who the demo's own imports, scans and reports are audited as.
 const ACTOR: &str = "demo";
+
+/// How long the sample kit, and the demo licence with it, stay valid.
+const VALIDITY_DAYS: i64 = 30;
+
+/// The demo licence's customer and plan: they are signed into every attestation it allows, so a
+/// demo attestation says what it is wherever it is looked at.
+const LICENCE_CUSTOMER: &str = "DEMO licence of `stella serve --demo` (no customer)";
+const LICENCE_PLAN: &str =
+    "demo: valid only in demo mode, trusted only by the run that generated its ephemeral key";
 
 /// The sample advisories: (file name, bytes), copied unchanged from golang/vulndb.
 const ADVISORIES: [(&str, &[u8]); 4] = [
@@ -150,8 +167,18 @@ impl DemoKey {
     }
 }
 
+/// What this demo run imported.
+#[derive(Debug)]
+pub(crate) struct SampleKit {
+    pub(crate) kit_id: String,
+    /// The demo licence the kit carries, when the `[hsm]` holds an installation key to bind it to.
+    pub(crate) licence_id: Option<String>,
+}
+
 /// Builds the sample kit, signs it with the demo key, keeps a copy in `DATA_DIR/demo/` and
-/// imports it trusting the demo key alone; answers its kit id. Skipped (`None`) when an earlier
+/// imports it trusting the demo key alone. With a signer whose HSM holds the installation key,
+/// the kit carries a demo licence for that key ([`demo_licence`]) and the signer accepts the
+/// demo key's licences from then on (in this process only). Skipped (`None`) when an earlier
 /// demo run already loaded advisories into this data directory.
 pub(crate) fn import_sample_kit(
     config: &Config,
@@ -159,7 +186,8 @@ pub(crate) fn import_sample_kit(
     feeds: &FeedStore,
     clock: &dyn Clock,
     key: &DemoKey,
-) -> anyhow::Result<Option<String>> {
+    signing: Option<&mut SigningService>,
+) -> anyhow::Result<Option<SampleKit>> {
     if feeds.current().is_some() {
         tracing::warn!("DEMO: advisories already loaded in this data dir; sample kit not rebuilt");
         return Ok(None);
@@ -177,15 +205,29 @@ pub(crate) fn import_sample_kit(
     )?;
 
     let created = time::OffsetDateTime::from_unix_timestamp(i64::try_from(clock.now_unix())?)?;
+    let expires = created + time::Duration::days(VALIDITY_DAYS);
+    let mut kit_sources = vec![SourceSpec {
+        kind: SourceKind::Osv,
+        location: sources.display().to_string(),
+    }];
+    let licence = match &signing {
+        Some(service) => demo_licence(config, service, key, created, expires)?,
+        None => None,
+    };
+    if let Some(licence) = &licence {
+        let path = dir.join("demo-licence.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(licence)?)?;
+        kit_sources.push(SourceSpec {
+            kind: SourceKind::Licence,
+            location: path.display().to_string(),
+        });
+    }
     let options = BuildOptions {
-        sources: vec![SourceSpec {
-            kind: SourceKind::Osv,
-            location: sources.display().to_string(),
-        }],
+        sources: kit_sources,
         channel: CHANNEL.to_owned(),
         sequence: 1,
         created,
-        expires: created + time::Duration::days(30),
+        expires,
         bases: Vec::new(),
         base_keys: Vec::new(),
     };
@@ -208,13 +250,21 @@ pub(crate) fn import_sample_kit(
     import.trusted_keys = key.trusted.clone();
     match feeds.import(&stores.catalog, &built.kit.archive, &import, clock) {
         Ok(ImportOutcome::Loaded(report) | ImportOutcome::AlreadyImported(report)) => {
+            let licence_id = licence.map(|licence| licence.licence.licence_id);
             tracing::warn!(
                 kit = %report.kit_id,
                 channel = %report.channel,
                 key = %report.key_id,
+                licence = licence_id.as_deref().unwrap_or("none"),
                 "DEMO: sample kit signed with the ephemeral demo key loaded"
             );
-            Ok(Some(report.kit_id))
+            if let (Some(service), Some(_)) = (signing, &licence_id) {
+                service.trust_demo_licence_keys(&key.trusted);
+            }
+            Ok(Some(SampleKit {
+                kit_id: report.kit_id,
+                licence_id,
+            }))
         }
         Ok(ImportOutcome::Verified(_)) => bail!("the sample kit was only verified, not loaded"),
         Err(ImportError::Rejected(rejection)) => {
@@ -222,6 +272,51 @@ pub(crate) fn import_sample_kit(
         }
         Err(ImportError::Feed(e)) => Err(e.into()),
     }
+}
+
+/// The demo licence: an enrolment request signed in the HSM by its installation key, turned
+/// into a licence by the real licence model ([`issue_licence_as`]) with the demo key as issuer,
+/// valid as long as the sample kit. `None` (with a warning) when the HSM has no installation
+/// key yet: the report line then says the signer lacks its keys.
+fn demo_licence(
+    config: &Config,
+    signing: &SigningService,
+    key: &DemoKey,
+    issued: time::OffsetDateTime,
+    expires: time::OffsetDateTime,
+) -> anyhow::Result<Option<SignedLicence>> {
+    let source = signing.key_source();
+    let label = KeyRole::InstallationIdentity.label()?;
+    if source.find_key(&label)?.is_none() {
+        tracing::warn!(
+            "DEMO: the HSM has no installation identity key (run `stella hsm init`): no demo licence"
+        );
+        return Ok(None);
+    }
+    let appliance_id = crate::hsm::appliance_id(config, source)?;
+    let identity = source.signer(&label)?;
+    let request = stella_signer::enrolment_request(
+        identity.as_ref(),
+        &appliance_id,
+        issued,
+        Some(stella_core::VERSION),
+    )?;
+    let terms = LicenceTerms {
+        customer: LICENCE_CUSTOMER.to_owned(),
+        plan: LICENCE_PLAN.to_owned(),
+        quotas: Default::default(),
+        valid_release_year: None,
+        max_version: None,
+        issued,
+        expires,
+    };
+    let licence = issue_licence_as(
+        LicenceIssuer::Demo,
+        &EnrolmentRequest::parse(&request)?,
+        &terms,
+        &key.key,
+    )?;
+    Ok(Some(licence))
 }
 
 /// What the demo scanned and judged.
@@ -232,6 +327,8 @@ pub(crate) struct Seeded {
     pub(crate) findings: u64,
     /// Why the report carries no attestation, when it does not.
     pub(crate) unsigned_reason: Option<String>,
+    /// The licence that allowed the signing and the log index, when the report is signed.
+    pub(crate) signed: Option<(String, u64)>,
 }
 
 /// Scans the sample image and judges it, through the daemon's own scan and report code.
@@ -246,15 +343,33 @@ pub(crate) fn scan_and_report(state: &stella_web::AppState) -> anyhow::Result<Se
     let report =
         stella_web::seed::report(state, &image_digest, ACTOR).map_err(anyhow::Error::msg)?;
     let attestation = &report["attestation"];
+    let signed = match (
+        &attestation["signed"],
+        attestation["licenceId"].as_str(),
+        attestation["logIndex"].as_u64(),
+    ) {
+        (serde_json::Value::Bool(true), Some(licence), Some(index)) => {
+            Some((licence.to_owned(), index))
+        }
+        _ => None,
+    };
+    let unsigned_reason = signed.is_none().then(|| {
+        let message = attestation["message"].as_str().unwrap_or("not signed");
+        // The signer refused: say why, as `/api/signer/status` would.
+        let refusal = state.signing().and_then(|service| {
+            let status = service.status(state.feeds(), &state.stores().catalog);
+            status["entitlement"]["message"].as_str().map(str::to_owned)
+        });
+        match refusal {
+            Some(refusal) if attestation["status"].is_u64() => format!("{message}: {refusal}"),
+            _ => message.to_owned(),
+        }
+    });
     Ok(Seeded {
         image_digest,
         verdict: report["verdict"].as_str().unwrap_or("?").to_owned(),
         findings: report["counts"]["findings"].as_u64().unwrap_or(0),
-        unsigned_reason: (attestation["signed"] != true).then(|| {
-            attestation["message"]
-                .as_str()
-                .unwrap_or("not signed")
-                .to_owned()
-        }),
+        unsigned_reason,
+        signed,
     })
 }

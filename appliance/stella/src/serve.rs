@@ -66,6 +66,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Fail at start, not at the first import, when the kit keys are unusable.
     ImportOptions::from_config(&config.kits, &data_dir, "system", "config")?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut signing = open_signing(&config)?;
     let mut demo_kit = None;
     if let Some(dir) = &demo_dir {
         let key = demo::DemoKey::generate()?;
@@ -75,9 +76,15 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
             key = %key.key_id(),
             "DEMO MODE: sample data signed with an ephemeral demo key trusted only by this run; nothing here is evidence"
         );
-        demo_kit = demo::import_sample_kit(&config, &stores, &feeds, clock.as_ref(), &key)?;
+        demo_kit = demo::import_sample_kit(
+            &config,
+            &stores,
+            &feeds,
+            clock.as_ref(),
+            &key,
+            signing.as_mut(),
+        )?;
     }
-    let signing = open_signing(&config)?;
     stores.catalog.audit(&AuditEvent {
         at: clock.now_unix(),
         actor: "system".to_owned(),
@@ -201,7 +208,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         if let (Some(seeded), Some(dir)) = (&seeded, &demo_dir) {
             let console = format!("{scheme}://{local}/");
-            let demo = DemoLines { seeded, dir, kit: demo_kit.as_deref(), admin_created, console: &console };
+            let demo = DemoLines { seeded, dir, kit: demo_kit.as_ref(), admin_created, console: &console };
             demo.print(&mut stdout);
         }
         let app = stella_web::router(state);
@@ -240,7 +247,7 @@ struct DemoLines<'a> {
     seeded: &'a demo::Seeded,
     dir: &'a demo::DemoDir,
     /// The sample kit loaded by this run; `None` when an earlier run's advisories were kept.
-    kit: Option<&'a str>,
+    kit: Option<&'a demo::SampleKit>,
     /// Whether this start created `admin` (and printed its one-time password).
     admin_created: bool,
     console: &'a str,
@@ -252,7 +259,8 @@ impl DemoLines<'_> {
         let lines = [
             match self.kit {
                 Some(kit) => format!(
-                    "stella: DEMO MODE: sample kit {kit} on channel \"{}\" signed with an ephemeral demo key trusted only by this run; nothing here is evidence",
+                    "stella: DEMO MODE: sample kit {} on channel \"{}\" signed with an ephemeral demo key trusted only by this run; nothing here is evidence",
+                    kit.kit_id,
                     demo::CHANNEL
                 ),
                 None => "stella: DEMO MODE: advisories from an earlier demo run of this data dir, signed with that run's ephemeral demo key; nothing here is evidence".to_owned(),
@@ -261,9 +269,15 @@ impl DemoLines<'_> {
                 "stella: demo: scanned sample image {}: {} findings, verdict {}",
                 seeded.image_digest, seeded.findings, seeded.verdict
             ),
-            match &seeded.unsigned_reason {
-                None => "stella: demo: the report is signed and logged (attestations page)".to_owned(),
-                Some(reason) => format!("stella: demo: the report is not signed: {reason}"),
+            match (&seeded.signed, &seeded.unsigned_reason) {
+                (Some((licence, index)), _) => format!(
+                    "stella: demo: the report is signed under licence {licence} and logged at index {index} (attestations page: {}console/attestations)",
+                    self.console
+                ),
+                (None, reason) => format!(
+                    "stella: demo: the report is not signed: {}",
+                    reason.as_deref().unwrap_or("no attestation")
+                ),
             },
             format!(
                 "stella: demo: data in {}{}",
@@ -287,7 +301,13 @@ impl DemoLines<'_> {
                 )
             },
         ];
-        for line in lines {
+        let licence = self.kit.and_then(|kit| kit.licence_id.as_ref()).map(|licence| {
+            format!(
+                "stella: demo: demo licence {licence} in the sample kit, for this HSM's installation key, signed with the demo key: valid only in this demo run, expires with the kit"
+            )
+        });
+        let (first, rest) = lines.split_at(1);
+        for line in first.iter().chain(&licence).chain(rest) {
             let _ = writeln!(out, "{line}");
         }
     }

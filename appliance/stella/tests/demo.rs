@@ -1,12 +1,15 @@
 //! `stella serve --demo` end to end on the real binary: the printed console URL and one-time
 //! password sign in, the sample image, its findings and its verdict are there through the API,
-//! every console page carries the demo banner, and the ephemeral demo key is trusted nowhere
+//! every console page answers with the demo banner, and the ephemeral demo key is trusted nowhere
 //! else: a normal `stella serve` refuses the demo data dir, a normal import refuses the demo kit,
 //! and `--demo` refuses a real data dir. Without `--data-dir` the demo's data go away on stop.
+//! With a SoftHSM2 `[hsm]`, the demo licence gets the sample report signed and logged at start,
+//! and the same licence on a normal appliance with the same HSM entitles nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod authority_common;
 mod common;
+mod signer_common;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -14,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use authority_common::{Daemon, first_admin_login, http};
+use authority_common::{Daemon, Response, first_admin_login, http};
 use common::stella;
 
 const BEARER: &str = "[auth]\nallow_bearer_tokens = true\n";
@@ -59,6 +62,25 @@ fn after<'a>(daemon: &'a Daemon, prefix: &str) -> &'a str {
         .unwrap()
 }
 
+/// A console page fetched with the session `cookie`: it must answer 200 with the demo banner.
+fn demo_page(daemon: &Daemon, cookie: &str, path: &str) -> Response {
+    let answer = http(daemon.addr, "GET", path, &[("Cookie", cookie)], "");
+    assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+    assert!(
+        answer.body.contains("class=\"demo-banner\""),
+        "{path} has no demo banner"
+    );
+    answer
+}
+
+/// An API resource fetched with a bearer `token`: it must answer 200.
+fn api_get(daemon: &Daemon, token: &str, path: &str) -> Response {
+    let auth = format!("Bearer {token}");
+    let answer = http(daemon.addr, "GET", path, &[("Authorization", &auth)], "");
+    assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+    answer
+}
+
 #[test]
 fn demo_shows_image_findings_and_verdict_and_its_key_is_trusted_nowhere_else() {
     let started = Instant::now();
@@ -101,22 +123,38 @@ fn demo_shows_image_findings_and_verdict_and_its_key_is_trusted_nowhere_else() {
         data.join("demo/demo-kit-1.tar.zst").exists(),
         "the sample kit is kept"
     );
+    // Without [hsm] the demo issues no licence and says why the report is unsigned.
+    assert!(
+        after(&daemon, "stella: demo: the report is not signed: ").contains("no [hsm]"),
+        "{:#?}",
+        daemon.seen
+    );
+    assert!(!data.join("demo/demo-licence.json").exists());
 
-    // Sign in with the printed password; every console page says demo. (A page that has not
-    // been built yet answers 404 and is listed, not failed.)
+    // Sign in with the printed password; every console page answers and says demo.
     let login = http(daemon.addr, "GET", "/login", &[], "");
     assert!(
         login.body.contains("class=\"demo-banner\""),
         "the sign-in page says demo"
     );
     let session = first_admin_login(&daemon, "a-long-new-password-1");
-    let mut not_built = Vec::new();
+    let scans = demo_page(&daemon, &session, "/console/scans");
+    let scan = scans
+        .body
+        .split("href=\"/console/scans/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no scan listed: {}", scans.body));
     for page in [
         "/",
         "/console/scans",
+        &format!("/console/scans/{scan}"),
         &format!("/console/images/{digest}"),
         &format!("/console/images/{digest}/findings"),
+        "/console/diff",
+        &format!("/console/diff?old={digest}&new={digest}"),
         "/console/advisories",
+        "/console/advisories/GO-2023-1751",
         "/console/vex",
         "/console/policies",
         "/console/kits",
@@ -124,30 +162,14 @@ fn demo_shows_image_findings_and_verdict_and_its_key_is_trusted_nowhere_else() {
         "/console/audit",
         "/console/users",
         "/console/clients",
+        "/account/password",
     ] {
-        let answer = http(daemon.addr, "GET", page, &[("Cookie", &session)], "");
-        if answer.status == 404 {
-            not_built.push(page.to_owned());
-            continue;
-        }
-        assert_eq!(answer.status, 200, "{page}: {}", answer.body);
-        assert!(
-            answer.body.contains("class=\"demo-banner\""),
-            "{page} has no demo banner"
-        );
-    }
-    if !not_built.is_empty() {
-        eprintln!("demo: console pages not built yet: {not_built:?}");
+        demo_page(&daemon, &session, page);
     }
 
     // The image, its findings and its verdict through the API.
     let token = authority_common::bearer_token(&daemon, &session, "demo-check", "scanner.read");
-    let auth = format!("Bearer {token}");
-    let get = |path: &str| {
-        let answer = http(daemon.addr, "GET", path, &[("Authorization", &auth)], "");
-        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
-        answer
-    };
+    let get = |path: &str| api_get(&daemon, &token, path);
     let sbom = get(&format!("/api/sboms/{digest}")).json();
     let components = sbom["components"].as_array().unwrap();
     assert!(
@@ -255,4 +277,119 @@ fn demo_without_data_dir_uses_a_temporary_one_removed_on_stop() {
         .status();
     assert!(child.wait().unwrap().success());
     assert!(!path.exists(), "{} is left behind", path.display());
+}
+
+#[test]
+fn demo_with_an_hsm_signs_and_logs_its_report_under_a_demo_licence_trusted_nowhere_else() {
+    let Some(app) = signer_common::Appliance::new() else {
+        return;
+    };
+    let mut config = std::fs::read_to_string(&app.config).unwrap();
+    config.push_str(BEARER);
+    std::fs::write(&app.config, config).unwrap();
+    // The key ceremony on a real appliance's data dir; the demo then uses the same HSM keys.
+    app.hsm_init();
+    let data = app.path("demo-data");
+    let env = [("SOFTHSM2_CONF", app.softhsm_conf.as_path())];
+    let daemon = Daemon::start_env(
+        &data,
+        &["--demo", "--config", app.config.to_str().unwrap()],
+        &env,
+    );
+
+    // Start-up says the kit carries a demo licence and the report is signed and logged.
+    let licence_line = after(&daemon, "stella: demo: demo licence ");
+    let licence_id = licence_line.split(' ').next().unwrap().to_owned();
+    assert!(licence_id.starts_with("demo-"), "{licence_line}");
+    assert!(
+        licence_line.contains("valid only in this demo run"),
+        "{licence_line}"
+    );
+    let signed = after(&daemon, "stella: demo: the report is signed under licence ");
+    assert!(
+        signed.starts_with(&format!("{licence_id} and logged at index 0 ")),
+        "{:#?}",
+        daemon.seen
+    );
+    let scanned = after(&daemon, "stella: demo: scanned sample image ");
+    let digest = scanned.split(':').take(2).collect::<Vec<_>>().join(":");
+
+    // The licence on disk is the real licence model, labelled as demo.
+    let licence: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("demo/demo-licence.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        licence["licence"]["licence_id"],
+        licence_id.as_str(),
+        "{licence}"
+    );
+    for field in ["customer", "plan"] {
+        assert!(
+            licence["licence"][field]
+                .as_str()
+                .unwrap()
+                .to_lowercase()
+                .contains("demo"),
+            "{licence}"
+        );
+    }
+
+    // The attestations page and the API list the signed report.
+    let session = first_admin_login(&daemon, "a-long-new-password-1");
+    let page = demo_page(&daemon, &session, "/console/attestations");
+    assert!(
+        page.body.contains(&digest)
+            && page.body.contains("report.json")
+            && page.body.contains("/console/attestations/1/bundle"),
+        "{}",
+        page.body
+    );
+    let token = authority_common::bearer_token(&daemon, &session, "demo-check", "scanner.read");
+    let get = |path: &str| api_get(&daemon, &token, path);
+    let export = get("/api/exports/1").json();
+    assert_eq!(export["imageDigest"], digest.as_str(), "{export}");
+    assert_eq!(export["name"], "report.json", "{export}");
+    assert_eq!(export["logIndex"], 0, "{export}");
+    // The signed statement itself names the demo licence, its customer and plan.
+    let bundle = get("/api/exports/1/bundle").json();
+    let payload = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        bundle["dsseEnvelope"]["payload"].as_str().unwrap(),
+    )
+    .unwrap();
+    let statement: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    let predicate = &statement["predicate"];
+    assert_eq!(predicate["license_id"], licence_id.as_str(), "{predicate}");
+    assert!(
+        predicate["customer_id"].as_str().unwrap().contains("DEMO"),
+        "{predicate}"
+    );
+    let status = get("/api/signer/status").json();
+    assert_eq!(
+        status["entitlement"]["licence_id"],
+        licence_id.as_str(),
+        "{status}"
+    );
+    daemon.stop();
+
+    // The demo licence elsewhere: carried in a kit signed by a trusted kit key onto a normal
+    // appliance with the very same HSM (so bound to its installation key), it entitles nothing,
+    // because its signing key is not a vendor key there.
+    let licence_file = data.join("demo/demo-licence.json");
+    app.import(1, &[format!("licence={}", licence_file.display())]);
+    let normal = app.serve();
+    let session = first_admin_login(&normal, "a-long-new-password-2");
+    let token = authority_common::bearer_token(&normal, &session, "check", "scanner.read");
+    let status = api_get(&normal, &token, "/api/signer/status").json();
+    assert_eq!(status["entitlement"]["entitled"], false, "{status}");
+    assert_eq!(
+        status["entitlement"]["reason"], "unknown-vendor-key",
+        "{status}"
+    );
+    assert_eq!(
+        status["licence"]["licence_id"],
+        licence_id.as_str(),
+        "{status}"
+    );
+    normal.stop();
 }
