@@ -1044,6 +1044,7 @@ pub(super) mod tests {
                 .unwrap(),
             limits: stella_importer::Limits::default(),
             dry_run: false,
+            audit_dry_run: false,
             actor: "test".into(),
             origin: "console-test.kit".into(),
             request_id: None,
