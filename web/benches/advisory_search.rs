@@ -145,6 +145,7 @@ fn import(state: &AppState, kit: &[u8], trusted: &TrustedKeys) {
         trusted_keys: trusted.clone(),
         limits: Limits::default(),
         dry_run: false,
+        audit_dry_run: false,
         actor: "bench".into(),
         origin: "bench.kit".into(),
         request_id: None,

@@ -1,9 +1,13 @@
 //! Offline kits over HTTP: `POST /api/kits` (multipart upload, field `kit`, or a raw body),
 //! `GET /api/kits` (freshness per channel and the import audit trail) and
 //! `GET /api/advisories?q=` (ranked search over the current generation); and the console's kit
-//! page (`kits.html`: freshness, upload, paginated audit trail) with its verification report
-//! (`kits_report.html`). The freshness table is shared with the dashboard
+//! page (`kits.html`: freshness, upload, paginated audit trail). The console imports in two
+//! steps, both answered by `kits_report.html`: an upload is verified (audited, loading nothing)
+//! and, if it passed, staged ([`staging`]) behind a "Load this kit" form; the load verifies the
+//! staged bytes again and loads them. The freshness table is shared with the dashboard
 //! (`kits_freshness.html`).
+
+mod staging;
 
 use std::collections::HashMap;
 
@@ -11,7 +15,7 @@ use askama::Template;
 use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Multipart, Query, RawQuery, Request, State};
+use axum::extract::{Form, FromRequest, Multipart, Query, RawQuery, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -46,6 +50,7 @@ pub(crate) fn routes(table: RouteTable) -> RouteTable {
             Some(Scope::KitImport),
             kits_upload,
         )
+        .console(Method::POST, LOAD_PATH, Some(Scope::KitImport), kits_load)
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -161,6 +166,17 @@ async fn upload_kit(
     .await
 }
 
+/// What an import does with a kit that verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Load it.
+    Load,
+    /// Nothing: verify only, unaudited (`?dry_run=true`, `stella import --dry-run`).
+    DryRun,
+    /// Audit the verdict (and quarantine a refused kit) but load nothing: the console's upload.
+    Verify,
+}
+
 /// Runs an import off the async workers.
 async fn run_import(
     state: AppState,
@@ -168,7 +184,7 @@ async fn run_import(
     origin: String,
     actor: &str,
     request_id: Option<String>,
-    dry_run: bool,
+    step: Step,
 ) -> Result<Result<ImportOutcome, Rejection>, String> {
     let actor = actor.to_owned();
     let result = tokio::task::spawn_blocking(move || {
@@ -176,7 +192,8 @@ async fn run_import(
             ImportOptions::from_config(&state.config().kits, state.stores().dir(), &actor, &origin)
                 .map_err(ImportError::Feed)?;
         options.request_id = request_id;
-        options.dry_run = dry_run;
+        options.dry_run = step != Step::Load;
+        options.audit_dry_run = step == Step::Verify;
         state.feeds().import(
             &state.stores().catalog,
             &bytes,
@@ -202,7 +219,8 @@ pub(crate) async fn import_response(
     request_id: Option<String>,
     dry_run: bool,
 ) -> Response {
-    match run_import(state, bytes, origin, actor, request_id, dry_run).await {
+    let step = if dry_run { Step::DryRun } else { Step::Load };
+    match run_import(state, bytes, origin, actor, request_id, step).await {
         Ok(Ok(outcome)) => {
             let status = match outcome {
                 ImportOutcome::Loaded(_) => StatusCode::CREATED,
@@ -280,6 +298,8 @@ pub(crate) fn freshness(state: &AppState) -> Result<Freshness, String> {
 }
 
 const KITS_PATH: &str = "/console/kits";
+/// Where a verification report's "Load this kit" form posts.
+const LOAD_PATH: &str = "/console/kits/load";
 /// The trail's sortable columns: key and label.
 const IMPORT_COLUMNS: [(&str, &str); 6] = [
     ("at", "When"),
@@ -426,6 +446,8 @@ struct ReportView {
     created: String,
     expires: String,
     records: Vec<(String, u64)>,
+    /// What the anti-rollback check found.
+    rollback: &'static str,
     generation: String,
 }
 
@@ -436,21 +458,104 @@ struct RejectionView {
     quarantined: Option<String>,
 }
 
-/// `POST /console/kits`: the verification report of one upload.
+/// `POST /console/kits` and `POST /console/kits/load`: the verification report of an upload
+/// (with "Load this kit" when it verified), or the result of a load.
 #[derive(Template)]
 #[template(path = "kits_report.html")]
 struct KitReportPage {
     chrome: Chrome,
     /// The uploaded file's name.
     origin: String,
-    /// `Loaded`, `Already imported: nothing to do`, `Verified (dry run: nothing loaded)` or
-    /// `Rejected`.
+    /// `Verified: ready to load`, `Loaded`, `Already imported: nothing to do` or `Rejected`.
     verdict: &'static str,
     report: Option<ReportView>,
     rejection: Option<RejectionView>,
+    /// The staged id of an upload that verified: the page offers to load it.
+    staged: Option<String>,
+    /// How long a staged kit waits, in minutes.
+    staged_minutes: u64,
+    /// The page answers a load (else an upload).
+    load: bool,
 }
 
-/// The console upload: verify (and unless a dry run, load), then show the verification report.
+impl KitReportPage {
+    /// The page of an import's `outcome`, and its status: 422 for a refusal.
+    fn of(
+        chrome: Chrome,
+        origin: String,
+        outcome: Result<ImportOutcome, Rejection>,
+        load: bool,
+    ) -> (StatusCode, Self) {
+        let (status, verdict, report, rejection) = match outcome {
+            Ok(outcome) => {
+                let (verdict, rollback, report) = match outcome {
+                    ImportOutcome::Loaded(r) => ("Loaded", "passed again at load", r),
+                    ImportOutcome::AlreadyImported(r) => (
+                        "Already imported: nothing to do",
+                        "not needed: this kit is the channel's loaded kit",
+                        r,
+                    ),
+                    ImportOutcome::Verified(r) => (
+                        "Verified: ready to load",
+                        "passed: newer than the channel's loaded kit, or the channel's first",
+                        r,
+                    ),
+                };
+                let view = ReportView {
+                    kit_id: report.kit_id,
+                    channel: report.channel,
+                    sequence: report.sequence,
+                    kind: report.kind,
+                    key_id: report.key_id,
+                    manifest_sha256: report.manifest_sha256,
+                    created: report.created,
+                    expires: report.expires,
+                    records: report.records.into_iter().collect(),
+                    rollback,
+                    generation: report
+                        .generation
+                        .map_or_else(|| "unchanged".to_owned(), |g| g.to_string()),
+                };
+                (StatusCode::OK, verdict, Some(view), None)
+            }
+            Err(rejection) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Rejected",
+                None,
+                Some(RejectionView {
+                    reason: rejection.reason,
+                    message: rejection.message,
+                    quarantined: rejection.quarantined.map(|q| q.display().to_string()),
+                }),
+            ),
+        };
+        let page = Self {
+            chrome,
+            origin,
+            verdict,
+            report,
+            rejection,
+            staged: None,
+            staged_minutes: staging::MAX_AGE_SECS / 60,
+            load,
+        };
+        (status, page)
+    }
+}
+
+/// The error page of an import that failed inside the appliance.
+fn import_failed(chrome: Chrome, problem: String, kept: &str) -> Response {
+    error_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        chrome,
+        format!("The import failed inside the appliance: {problem}."),
+        format!("Nothing was loaded{kept}. Check the daemon log, then try again."),
+        KITS_PATH,
+    )
+}
+
+/// The console upload, step one: verify (audited, loading nothing); stage a kit that verified
+/// and show its report with "Load this kit", or show why it was refused.
 async fn kits_upload(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -472,7 +577,6 @@ async fn kits_upload(
             );
         }
     };
-    let dry_run = fields.contains_key("dry_run");
     let Some(kit) = fields.remove("kit").filter(|kit| !kit.bytes.is_empty()) else {
         return error_page(
             StatusCode::BAD_REQUEST,
@@ -483,67 +587,159 @@ async fn kits_upload(
         );
     };
     let origin = kit.file_name.unwrap_or_else(|| "upload".to_owned());
-    let outcome = run_import(
-        state,
-        kit.bytes,
+    let outcome = match run_import(
+        state.clone(),
+        kit.bytes.clone(),
         origin.clone(),
         &caller.subject,
         request_id,
-        dry_run,
+        Step::Verify,
     )
-    .await;
-    let (status, verdict, report, rejection) = match outcome {
-        Ok(Ok(outcome)) => {
-            let (verdict, report) = match outcome {
-                ImportOutcome::Loaded(r) => ("Loaded", r),
-                ImportOutcome::AlreadyImported(r) => ("Already imported: nothing to do", r),
-                ImportOutcome::Verified(r) => ("Verified (dry run: nothing loaded)", r),
-            };
-            let view = ReportView {
-                kit_id: report.kit_id,
-                channel: report.channel,
-                sequence: report.sequence,
-                kind: report.kind,
-                key_id: report.key_id,
-                manifest_sha256: report.manifest_sha256,
-                created: report.created,
-                expires: report.expires,
-                records: report.records.into_iter().collect(),
-                generation: report
-                    .generation
-                    .map_or_else(|| "unchanged".to_owned(), |g| g.to_string()),
-            };
-            (StatusCode::OK, verdict, Some(view), None)
+    .await
+    {
+        Ok(outcome) => outcome,
+        Err(e) => return import_failed(chrome, e, ""),
+    };
+    let verified = matches!(outcome, Ok(ImportOutcome::Verified(_)));
+    let (status, mut page) = KitReportPage::of(chrome, origin.clone(), outcome, false);
+    if verified {
+        let staged = staging::Staged {
+            origin,
+            actor: caller.subject.clone(),
+            staged_at: state.clock().now_unix(),
+        };
+        let dir = staging::dir(state.stores().dir());
+        let stored =
+            tokio::task::spawn_blocking(move || staging::stage(&dir, &kit.bytes, &staged)).await;
+        match stored {
+            Ok(Ok(id)) => page.staged = Some(id.as_str().to_owned()),
+            Ok(Err(e)) => return staging_failed(page.chrome, e.to_string()),
+            Err(e) => return staging_failed(page.chrome, e.to_string()),
         }
-        Ok(Err(rejection)) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Rejected",
-            None,
-            Some(RejectionView {
-                reason: rejection.reason,
-                message: rejection.message,
-                quarantined: rejection.quarantined.map(|q| q.display().to_string()),
-            }),
-        ),
+    }
+    render(status, &page)
+}
+
+fn staging_failed(chrome: Chrome, problem: String) -> Response {
+    error_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        chrome,
+        format!("The kit verified but could not be staged for loading: {problem}."),
+        "Nothing was loaded. Check the data directory's free space and the daemon log, then \
+         upload the kit again.",
+        KITS_PATH,
+    )
+}
+
+/// The form of the report's "Load this kit" button.
+#[derive(Debug, Deserialize)]
+struct LoadForm {
+    #[serde(default)]
+    staged: String,
+}
+
+/// The console upload, step two: verify the staged kit again (never trusting the first check),
+/// load it through the normal import, remove it, and show the result.
+async fn kits_load(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    chrome: Chrome,
+    request: Request,
+) -> Response {
+    let chrome = chrome.page("Kit load", "kits");
+    let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone());
+    let upload_again = "Upload the kit again on the Offline kits page; its verification report \
+                        offers Load this kit.";
+    let form: LoadForm = match Form::from_request(request, &state).await {
+        Ok(Form(form)) => form,
         Err(e) => {
             return error_page(
-                StatusCode::INTERNAL_SERVER_ERROR,
+                StatusCode::BAD_REQUEST,
                 chrome,
-                format!("The import failed inside the appliance: {e}."),
-                "Nothing was loaded. Check the daemon log, then try again.",
+                format!("The load form could not be read: {e}."),
+                upload_again,
                 KITS_PATH,
             );
         }
     };
-    render(
-        status,
-        &KitReportPage {
+    let Some(id) = staging::StagedId::parse(&form.staged) else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
             chrome,
-            origin,
-            verdict,
-            report,
-            rejection,
-        },
+            format!(
+                "\"{}\" is not a staged kit id (32 hex digits, from a verification report).",
+                form.staged.chars().take(80).collect::<String>()
+            ),
+            upload_again,
+            KITS_PATH,
+        );
+    };
+    let dir = staging::dir(state.stores().dir());
+    let now = state.clock().now_unix();
+    let read = {
+        let (dir, id) = (dir.clone(), id.clone());
+        tokio::task::spawn_blocking(move || staging::read(&dir, &id, now)).await
+    };
+    let (bytes, staged) = match read {
+        Ok(Ok(found)) => found,
+        Ok(Err(staging::Missing::Gone)) => {
+            return error_page(
+                StatusCode::NOT_FOUND,
+                chrome,
+                format!(
+                    "No kit is staged as {}: it was loaded already, or never uploaded here.",
+                    id.as_str()
+                ),
+                upload_again,
+                KITS_PATH,
+            );
+        }
+        Ok(Err(staging::Missing::Expired)) => {
+            return error_page(
+                StatusCode::GONE,
+                chrome,
+                format!(
+                    "The kit staged as {} expired: a verified upload waits {} minutes to be \
+                     loaded.",
+                    id.as_str(),
+                    staging::MAX_AGE_SECS / 60
+                ),
+                upload_again,
+                KITS_PATH,
+            );
+        }
+        Ok(Err(staging::Missing::Io(e))) => return staging_unreadable(chrome, e.to_string()),
+        Err(e) => return staging_unreadable(chrome, e.to_string()),
+    };
+    let outcome = run_import(
+        state,
+        Bytes::from(bytes),
+        staged.origin.clone(),
+        &caller.subject,
+        request_id,
+        Step::Load,
+    )
+    .await;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => return import_failed(chrome, e, "; the staged kit is kept"),
+    };
+    // A verdict was reached (and audited): the staged copy has served.
+    tokio::task::spawn_blocking(move || staging::remove(&dir, &id))
+        .await
+        .unwrap_or_else(|e| tracing::warn!(error = %e, "cannot remove a staged kit"));
+    let (status, page) = KitReportPage::of(chrome, staged.origin, outcome, true);
+    render(status, &page)
+}
+
+fn staging_unreadable(chrome: Chrome, problem: String) -> Response {
+    error_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        chrome,
+        format!("The staged kit cannot be read: {problem}."),
+        "Nothing was loaded. Check the data directory and the daemon log, then upload the kit \
+         again.",
+        KITS_PATH,
     )
 }
 
@@ -589,7 +785,7 @@ pub(crate) mod tests {
     use axum::http::{Method, Request, StatusCode, header};
     use stella_store::rusqlite::params;
 
-    use crate::console::testing::{CSRF, ConsoleEnv, T0};
+    use crate::console::testing::{CSRF, ConsoleEnv, Page, SignedKit, T0, sample_kit, signed_kit};
 
     /// A multipart POST of `files` (field, file name, bytes) to `path` with `cookie`.
     pub(crate) fn multipart(
@@ -701,7 +897,11 @@ pub(crate) mod tests {
             "{}",
             page.body
         );
-        assert!(page.body.contains("name=\"dry_run\""));
+        assert!(page.body.contains("Upload and verify"));
+        assert!(
+            !page.body.contains("dry_run"),
+            "verifying is the first step now"
+        );
     }
 
     #[tokio::test]
@@ -792,6 +992,271 @@ pub(crate) mod tests {
                 "{query}"
             );
         }
+    }
+
+    /// The staged id in a verification report's "Load this kit" form.
+    pub(crate) fn staged_id(body: &str) -> String {
+        body.split("name=\"staged\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("no Load this kit form in {body}"))
+            .to_owned()
+    }
+
+    /// Uploads `kit` as `cookie` (step one).
+    pub(crate) async fn upload(env: &ConsoleEnv, cookie: &str, kit: &[u8]) -> Page {
+        env.send(multipart(
+            cookie,
+            &format!("/console/kits?csrf={CSRF}"),
+            &[("kit", "stable-1.tar.zst", kit)],
+        ))
+        .await
+    }
+
+    /// The kit-import trail's verdicts, newest first.
+    fn verdicts(env: &ConsoleEnv) -> Vec<String> {
+        env.state
+            .feeds()
+            .imports(&env.state.stores().catalog, 20)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.verdict)
+            .collect()
+    }
+
+    /// The files in the staging area.
+    fn staged_files(env: &ConsoleEnv) -> usize {
+        std::fs::read_dir(env.state.stores().dir().join("staging")).map_or(0, |dir| dir.count())
+    }
+
+    fn kit_env() -> (ConsoleEnv, SignedKit, String) {
+        let kit = sample_kit();
+        let env = ConsoleEnv::trusting(&kit.public_key);
+        let operator = env.sign_in("opal", "operator");
+        (env, kit, operator)
+    }
+
+    #[tokio::test]
+    async fn upload_verifies_and_stages_then_the_load_loads_and_both_are_audited() {
+        let (env, kit, operator) = kit_env();
+        let report = upload(&env, &operator, &kit.archive).await;
+        assert_eq!(report.status, StatusCode::OK, "{}", report.body);
+        report.assert_secure();
+        for fact in [
+            "<strong>Verified: ready to load</strong>: stable-1.tar.zst",
+            "valid, by trusted key <code>",
+            "stable / 1",
+            "Anti-rollback</dt><dd>passed",
+            "advisories=",
+            "Feed generation now</dt><dd>unchanged",
+            "Nothing is loaded yet",
+        ] {
+            assert!(report.body.contains(fact), "{fact} in {}", report.body);
+        }
+        let form = report
+            .body
+            .split("<form method=\"post\" action=\"/console/kits/load\"")
+            .nth(1)
+            .and_then(|rest| rest.split("</form>").next())
+            .unwrap_or_else(|| panic!("no load form in {}", report.body));
+        assert!(
+            form.contains(&format!("name=\"csrf\" value=\"{CSRF}\"")),
+            "{form}"
+        );
+        assert!(form.contains("Load this kit</button>"), "{form}");
+        assert!(report.body.contains(&kit.kit_id));
+        // Verified and audited, nothing loaded; the bytes wait in the staging area.
+        assert!(env.state.feeds().current().is_none());
+        assert_eq!(verdicts(&env), ["verified"]);
+        assert_eq!(staged_files(&env), 2);
+        let id = staged_id(&report.body);
+
+        // A viewer cannot load it.
+        let viewer = env.sign_in("val", "viewer");
+        let denied = env
+            .post(&viewer, "/console/kits/load", &[("staged", &id)])
+            .await;
+        assert_eq!(denied.status, StatusCode::FORBIDDEN, "{}", denied.body);
+        assert!(env.state.feeds().current().is_none());
+        assert_eq!(staged_files(&env), 2);
+
+        let loaded = env
+            .post(&operator, "/console/kits/load", &[("staged", &id)])
+            .await;
+        assert_eq!(loaded.status, StatusCode::OK, "{}", loaded.body);
+        loaded.assert_secure();
+        for fact in [
+            "<strong>Loaded</strong>: stable-1.tar.zst",
+            "Records loaded</dt><dd>advisories=",
+            "Feed generation now</dt><dd>1</dd>",
+            "href=\"/console/audit?action=kit.import\"",
+            "href=\"/console/advisories\"",
+        ] {
+            assert!(loaded.body.contains(fact), "{fact} in {}", loaded.body);
+        }
+        assert!(!loaded.body.contains("Load this kit"));
+        assert_eq!(env.state.feeds().current().unwrap().number(), 1);
+        assert_eq!(verdicts(&env), ["loaded", "verified"]);
+        assert_eq!(
+            env.state
+                .stores()
+                .catalog
+                .audit_count("kit.import")
+                .unwrap(),
+            2
+        );
+        assert_eq!(staged_files(&env), 0);
+        let trail = env.get(&viewer, "/console/kits").await;
+        let shown = crate::console::testing::cells(&trail.body, "Import attempts", "<td", "</td>");
+        assert!(shown.iter().any(|c| c.ends_with(">loaded")), "{shown:?}");
+        assert!(shown.iter().any(|c| c.ends_with(">verified")), "{shown:?}");
+
+        // The staged copy is gone: a second load says what to do.
+        let again = env
+            .post(&operator, "/console/kits/load", &[("staged", &id)])
+            .await;
+        assert_eq!(again.status, StatusCode::NOT_FOUND, "{}", again.body);
+        assert!(again.body.contains("No kit is staged as"), "{}", again.body);
+        assert!(again.body.contains("Upload the kit again"));
+        // Uploading the loaded kit again: nothing to do, nothing staged.
+        let same = upload(&env, &operator, &kit.archive).await;
+        assert_eq!(same.status, StatusCode::OK, "{}", same.body);
+        assert!(same.body.contains("Already imported: nothing to do"));
+        assert!(!same.body.contains("Load this kit"));
+        assert_eq!(staged_files(&env), 0);
+        assert_eq!(verdicts(&env)[0], "already-imported");
+    }
+
+    #[tokio::test]
+    async fn a_refused_upload_stages_nothing_and_offers_no_load() {
+        let kit = sample_kit();
+        let stranger = signed_kit(&Default::default());
+        let env = ConsoleEnv::trusting(&stranger.public_key);
+        let operator = env.sign_in("opal", "operator");
+        let refused = upload(&env, &operator, &kit.archive).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            refused.body
+        );
+        assert!(refused.body.contains("<strong>Rejected</strong>"));
+        assert!(
+            refused
+                .body
+                .contains("Nothing was loaded; the stores are unchanged.")
+        );
+        assert!(refused.body.contains("upload it again"));
+        assert!(!refused.body.contains("Load this kit"));
+        assert!(!refused.body.contains("/console/kits/load"));
+        assert_eq!(staged_files(&env), 0);
+        assert!(env.state.feeds().current().is_none());
+        assert!(
+            verdicts(&env)[0].starts_with("rejected:"),
+            "{:?}",
+            verdicts(&env)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_load_verifies_again_and_refuses_a_tampered_staged_kit() {
+        let (env, kit, operator) = kit_env();
+        let report = upload(&env, &operator, &kit.archive).await;
+        let id = staged_id(&report.body);
+        let staged = env
+            .state
+            .stores()
+            .dir()
+            .join("staging")
+            .join(format!("{id}.kit"));
+        let mut bytes = std::fs::read(&staged).unwrap();
+        let at = bytes.len() - 10;
+        bytes[at] ^= 0x55;
+        std::fs::write(&staged, bytes).unwrap();
+        let refused = env
+            .post(&operator, "/console/kits/load", &[("staged", &id)])
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            refused.body
+        );
+        assert!(
+            refused.body.contains("<strong>Rejected</strong>"),
+            "{}",
+            refused.body
+        );
+        assert!(refused.body.contains("The staged copy was removed."));
+        assert!(env.state.feeds().current().is_none());
+        let verdicts = verdicts(&env);
+        assert!(verdicts[0].starts_with("rejected:"), "{verdicts:?}");
+        assert_eq!(verdicts[1], "verified");
+        assert_eq!(staged_files(&env), 0);
+    }
+
+    #[tokio::test]
+    async fn loads_of_bad_expired_or_unknown_ids_say_what_to_do() {
+        let (env, kit, operator) = kit_env();
+        for (id, status, says) in [
+            ("../x", StatusCode::BAD_REQUEST, "is not a staged kit id"),
+            (
+                "../../../../etc/passwd",
+                StatusCode::BAD_REQUEST,
+                "is not a staged kit id",
+            ),
+            ("", StatusCode::BAD_REQUEST, "is not a staged kit id"),
+            (
+                "0123456789abcdef0123456789abcdef",
+                StatusCode::NOT_FOUND,
+                "No kit is staged as",
+            ),
+        ] {
+            let page = env
+                .post(&operator, "/console/kits/load", &[("staged", id)])
+                .await;
+            assert_eq!(page.status, status, "{id}: {}", page.body);
+            page.assert_secure();
+            assert!(page.body.contains(says), "{id}: {}", page.body);
+            assert!(page.body.contains("role=\"alert\""));
+            assert!(
+                page.body
+                    .contains("Upload the kit again on the Offline kits page")
+            );
+        }
+        // Forged without the token: refused before anything is read.
+        let forged = env
+            .post_encoded(
+                &operator,
+                "/console/kits/load",
+                "staged=0123456789abcdef0123456789abcdef".to_owned(),
+            )
+            .await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN);
+        // A kit staged longer than an hour ago has expired.
+        let report = upload(&env, &operator, &kit.archive).await;
+        let id = staged_id(&report.body);
+        let meta = env
+            .state
+            .stores()
+            .dir()
+            .join("staging")
+            .join(format!("{id}.json"));
+        std::fs::write(
+            &meta,
+            format!(
+                r#"{{"origin":"k","actor":"opal","staged_at":{}}}"#,
+                T0 - 3600
+            ),
+        )
+        .unwrap();
+        let expired = env
+            .post(&operator, "/console/kits/load", &[("staged", &id)])
+            .await;
+        assert_eq!(expired.status, StatusCode::GONE, "{}", expired.body);
+        assert!(expired.body.contains("expired"), "{}", expired.body);
+        assert!(env.state.feeds().current().is_none());
+        assert_eq!(staged_files(&env), 0);
     }
 
     #[tokio::test]

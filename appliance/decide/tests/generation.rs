@@ -71,6 +71,7 @@ fn generation_and_memory_source_give_the_same_report() {
         trusted_keys: trusted,
         limits: Limits::default(),
         dry_run: false,
+        audit_dry_run: false,
         actor: "test".into(),
         origin: "decide.kit".into(),
         request_id: None,

@@ -29,6 +29,10 @@ pub struct ImportOptions {
     pub limits: Limits,
     /// Verify and report only; write nothing.
     pub dry_run: bool,
+    /// With `dry_run`: still audit the verdict (`verified`, `already-imported` or
+    /// `rejected:<reason>`, a rejected kit quarantined) while loading nothing: the console's
+    /// upload step, whose verified kit is loaded by a later import.
+    pub audit_dry_run: bool,
     /// Who imports: a user, a client id, `cli`, `watch-folder`.
     pub actor: String,
     /// Where the kit came from (file name, upload name), for the audit trail.
@@ -142,7 +146,7 @@ pub struct KitImportRecord {
     pub sequence: Option<u64>,
     /// Manifest digest, when the manifest verified.
     pub manifest_sha256: Option<String>,
-    /// `loaded`, `already-imported` or `rejected:<reason>`.
+    /// `loaded`, `already-imported`, `verified` (an audited dry run) or `rejected:<reason>`.
     pub verdict: String,
     /// Counts or the rejection message, as JSON.
     pub detail: String,
@@ -260,7 +264,7 @@ impl FeedStore {
             .is_some_and(|h| h.manifest_sha256 == kit.manifest_sha256)
         {
             let outcome = report(&kit, None, None);
-            if !options.dry_run {
+            if !options.dry_run || options.audit_dry_run {
                 self.record(catalog, options, now, Some(&kit), "already-imported", "{}")?;
             }
             return Ok(ImportOutcome::AlreadyImported(outcome));
@@ -283,7 +287,19 @@ impl FeedStore {
             }
         }
         if options.dry_run {
-            return Ok(ImportOutcome::Verified(report(&kit, None, None)));
+            let outcome = report(&kit, None, None);
+            if options.audit_dry_run {
+                let detail = serde_json::json!({ "records": outcome.records });
+                self.record(
+                    catalog,
+                    options,
+                    now,
+                    Some(&kit),
+                    "verified",
+                    &detail.to_string(),
+                )?;
+            }
+            return Ok(ImportOutcome::Verified(outcome));
         }
 
         // Build the new state of every channel: the kit's channel changes, the others carry over.
@@ -373,7 +389,7 @@ impl FeedStore {
         kit: Option<&VerifiedKit>,
     ) -> Result<ImportError, FeedError> {
         tracing::warn!(reason, %message, origin = %options.origin, "kit rejected");
-        if options.dry_run {
+        if options.dry_run && !options.audit_dry_run {
             return Ok(ImportError::Rejected(Rejection {
                 reason,
                 message,
@@ -621,6 +637,7 @@ impl ImportOptions {
             trusted_keys,
             limits,
             dry_run: false,
+            audit_dry_run: false,
             actor: actor.to_owned(),
             origin: origin.to_owned(),
             request_id: None,

@@ -35,6 +35,7 @@ fn each_hostile_kit_is_rejected_for_its_reason_and_the_store_is_unchanged() {
         trusted_keys: TrustedKeys::from_texts([public.as_str()]).unwrap(),
         limits: Limits::default(),
         dry_run: false,
+        audit_dry_run: false,
         actor: "test".into(),
         origin: "hostile corpus".into(),
         request_id: None,

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use stella_core::FixedClock;
-use stella_feeds::{FeedStore, ImportOptions, ImportOutcome};
+use stella_feeds::{FeedStore, ImportError, ImportOptions, ImportOutcome};
 use stella_importer::manifest::KitBase;
 use stella_importer::model::Affected;
 use stella_importer::signing::{KeyProtection, generate_key_pair};
@@ -83,6 +83,7 @@ fn options(signer: &Signer, quarantine: &Path) -> ImportOptions {
         trusted_keys: signer.trusted.clone(),
         limits: Limits::default(),
         dry_run: false,
+        audit_dry_run: false,
         actor: "test".into(),
         origin: "test.kit".into(),
         request_id: None,
@@ -202,6 +203,46 @@ fn reimport_is_a_no_op_and_dry_run_writes_nothing() {
         feeds.imports(&stores.catalog, 10).unwrap()[0].verdict,
         "already-imported"
     );
+}
+
+/// An audited dry run (the console's upload step) writes its verdict to the trail and the audit
+/// log, quarantines a rejected kit, and loads nothing.
+#[test]
+fn audited_dry_run_records_the_verdict_and_loads_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let quarantine = dir.path().join("q");
+    let signer = signer();
+    let built = kit(&signer, &contents(first_two()), 1, None);
+    let stores = Stores::open(dir.path()).unwrap();
+    let feeds = FeedStore::open(dir.path(), &stores.catalog).unwrap();
+    let mut verify = options(&signer, &quarantine);
+    verify.dry_run = true;
+    verify.audit_dry_run = true;
+    let outcome = feeds
+        .import(&stores.catalog, &built.archive, &verify, &NOW)
+        .unwrap();
+    assert!(matches!(outcome, ImportOutcome::Verified(_)), "{outcome:?}");
+    assert!(feeds.current().is_none());
+    assert_eq!(std::fs::read_dir(feeds.dir()).unwrap().count(), 0);
+    let imports = feeds.imports(&stores.catalog, 10).unwrap();
+    assert_eq!(imports[0].verdict, "verified");
+    assert_eq!(imports[0].sequence, Some(1));
+    assert!(
+        imports[0].detail.contains("\"records\""),
+        "{}",
+        imports[0].detail
+    );
+
+    let Err(ImportError::Rejected(rejection)) =
+        feeds.import(&stores.catalog, b"not a kit", &verify, &NOW)
+    else {
+        panic!("garbage verified");
+    };
+    assert!(rejection.quarantined.expect("quarantined").exists());
+    assert!(feeds.current().is_none());
+    let imports = feeds.imports(&stores.catalog, 10).unwrap();
+    assert!(imports[0].verdict.starts_with("rejected:"), "{imports:?}");
+    assert_eq!(stores.catalog.audit_count("kit.import").unwrap(), 2);
 }
 
 /// Every rejection names its reason, quarantines the kit, and leaves generation 1 current and

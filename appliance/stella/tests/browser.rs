@@ -1,9 +1,9 @@
 //! The admin console in a real headless Chromium against a real `stella serve` on loopback
 //! (`docs/console.md` is the contract: URLs and form field names). Each test walks what an
-//! operator does — first sign-in and the forced password change, a kit upload and its
-//! verification report, the audit trail, a scan upload and its findings, an advisory search, a
-//! policy edit with an error then its fix, an attestation bundle download — and saves
-//! screenshots under `TARGET_DIR/screenshots/`.
+//! operator does — first sign-in and the forced password change, a kit upload, its
+//! verification report and its load, the audit trail, a scan upload and its findings, an
+//! advisory search, a policy edit with an error then its fix, an attestation bundle download —
+//! and saves screenshots under `TARGET_DIR/screenshots/`.
 //!
 //! Without Chromium and ChromeDriver (Debian `chromium`, `chromium-driver`) these tests fail
 //! under `CI=true` and are skipped, loudly, elsewhere.
@@ -53,8 +53,9 @@ async fn admin_console(test: &str) -> Option<(tempfile::TempDir, Daemon, Browser
     Some((dir, daemon, browser))
 }
 
-/// Uploads the repository's test kit on `/console/kits`.
-async fn upload_test_kit(browser: &Browser) {
+/// Uploads the repository's test kit on `/console/kits`: the verification report, which offers
+/// to load it.
+async fn verify_test_kit(browser: &Browser) -> String {
     browser.open("/console/kits").await;
     browser
         .upload(
@@ -62,6 +63,20 @@ async fn upload_test_kit(browser: &Browser) {
             &repo_file("tests/data/kit/subset-kit-1.tar.zst"),
         )
         .await;
+    let report = browser.text().await;
+    assert!(report.contains("Verified: ready to load"), "{report}");
+    report
+}
+
+/// Uploads the repository's test kit on `/console/kits` and loads it from its verification
+/// report.
+async fn upload_test_kit(browser: &Browser) {
+    verify_test_kit(browser).await;
+    browser
+        .follow("form[action='/console/kits/load'] button")
+        .await;
+    let loaded = browser.text().await;
+    assert!(loaded.contains("Loaded"), "{loaded}");
 }
 
 /// Uploads the repository's image archive `relative` on `/console/scans` and waits on the scan's
@@ -127,20 +142,29 @@ async fn first_sign_in_forces_a_password_change_then_only_the_new_password_works
 }
 
 #[tokio::test]
-async fn kit_upload_shows_the_verification_report_and_the_audit_trail() {
+async fn kit_upload_shows_the_verification_report_then_loads_with_the_audit_trail() {
     let Some((_dir, _daemon, mut browser)) = admin_console("kit-upload").await else {
         return;
     };
-    upload_test_kit(&browser).await;
-    let report = browser.text().await;
+    let report = verify_test_kit(&browser).await;
     browser.step("verification-report").await;
-    assert!(report.contains("Loaded"), "{report}");
     assert!(report.contains("stable"), "the kit's channel: {report}");
+    assert!(report.contains("Nothing is loaded yet"), "{report}");
+    browser
+        .follow("form[action='/console/kits/load'] button")
+        .await;
+    let loaded = browser.text().await;
+    browser.step("loaded").await;
+    assert!(loaded.contains("Loaded"), "{loaded}");
+    assert!(loaded.contains("Records loaded"), "{loaded}");
 
-    // The kits page now lists the channel; the audit log has the import, by admin.
-    browser.open("/console/kits").await;
+    // The kits page now lists the channel and both steps; the audit log has them, by admin.
+    browser.follow("a[href='/console/kits']").await;
     let kits = browser.text().await;
     assert!(kits.contains("stable"), "{kits}");
+    let trail = browser.source().await;
+    assert!(trail.contains("<td>verified</td>"), "{trail}");
+    assert!(trail.contains("<td>loaded</td>"), "{trail}");
     browser.step("kits").await;
     browser.open("/console/audit").await;
     browser.fill("input[name=actor]", "admin").await;

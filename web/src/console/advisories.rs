@@ -843,10 +843,10 @@ pub(super) mod tests {
         Reference, Severity,
     };
     use stella_importer::vex::{VexFormat, VexStatus};
-    use stella_importer::writer::{KitContents, KitParams, write_kit};
+    use stella_importer::writer::KitContents;
     use stella_importer::{Advisory, EpssEntry, VexClaim};
 
-    use crate::console::testing::{ConsoleEnv, T0};
+    use crate::console::testing::{ConsoleEnv, signed_kit};
 
     pub(in crate::console) fn advisory(
         id: &str,
@@ -1028,27 +1028,13 @@ pub(super) mod tests {
     /// Builds a kit of `contents` on channel `stable`, signs it with a fresh key and loads it
     /// into `env`; returns the kit id.
     pub(in crate::console) fn load(env: &ConsoleEnv, contents: &KitContents) -> String {
-        use stella_importer::signing::{KeyProtection, generate_key_pair};
-        let pair = generate_key_pair(KeyProtection::Unencrypted, "console test").unwrap();
-        let key =
-            stella_importer::SigningKey::from_minisign_file_contents(&pair.secret_key_file, None)
-                .unwrap();
-        // Built a day before the tests' clock (the dashboard's freshness tests count on it).
-        let created = time::OffsetDateTime::from_unix_timestamp(T0 as i64 - 86_400).unwrap();
-        let params = KitParams {
-            channel: "stable".into(),
-            sequence: 1,
-            created,
-            expires: created + time::Duration::days(30),
-            base: None,
-            sources: Vec::new(),
-        };
-        let built = write_kit(contents, &params, &key).unwrap();
+        let kit = signed_kit(contents);
         let options = stella_feeds::ImportOptions {
-            trusted_keys: stella_importer::TrustedKeys::from_texts([pair.public_key_file.as_str()])
+            trusted_keys: stella_importer::TrustedKeys::from_texts([kit.public_key.as_str()])
                 .unwrap(),
             limits: stella_importer::Limits::default(),
             dry_run: false,
+            audit_dry_run: false,
             actor: "test".into(),
             origin: "console-test.kit".into(),
             request_id: None,
@@ -1059,7 +1045,7 @@ pub(super) mod tests {
             .feeds()
             .import(
                 &env.state.stores().catalog,
-                &built.archive,
+                &kit.archive,
                 &options,
                 env.state.clock().as_ref(),
             )
@@ -1068,7 +1054,7 @@ pub(super) mod tests {
             matches!(outcome, stella_feeds::ImportOutcome::Loaded(_)),
             "{outcome:?}"
         );
-        built.manifest.kit_id
+        kit.kit_id
     }
 
     fn loaded() -> (ConsoleEnv, String, String) {

@@ -41,8 +41,9 @@ use crate::auth::{Access, Role};
 /// A console with data on every page: two scanned images (and their diff), a findings image
 /// with a stored report, an imported kit and a rejected one, a policy revision, an export with
 /// its downloads, failed and interrupted scans, users, a client and their audit trail; and a
-/// second console whose kit has the advisory pages' richer records (ranges, distro releases,
-/// references, aliases and related ids, hostile text, conflicting VEX statements).
+/// second console whose kit, uploaded and loaded through the console, has the advisory pages'
+/// richer records (ranges, distro releases, references, aliases and related ids, hostile text,
+/// conflicting VEX statements).
 struct Site {
     env: ConsoleEnv,
     feeds: ConsoleEnv,
@@ -176,8 +177,29 @@ impl Site {
             StatusCode::OK,
             verified,
         ));
-        let feeds = ConsoleEnv::new();
-        super::advisories::tests::load(&feeds, &super::advisories::tests::contents());
+        // The second console gets its kit through the console's two steps, whose pages are
+        // linted too: the verification report with its load form, the load's result, and the
+        // error pages of a malformed and an unknown staged id.
+        let kit = super::testing::sample_kit();
+        let feeds = ConsoleEnv::trusting(&kit.public_key);
+        let operator = feeds.sign_in("admin", "admin");
+        let verified = crate::kits::tests::upload(&feeds, &operator, &kit.archive).await;
+        let staged = crate::kits::tests::staged_id(&verified.body);
+        posted.push((
+            "POST /console/kits (verified)".to_owned(),
+            StatusCode::OK,
+            verified,
+        ));
+        for (what, id, status) in [
+            ("loaded", staged.as_str(), StatusCode::OK),
+            ("loaded already", staged.as_str(), StatusCode::NOT_FOUND),
+            ("not an id", "../x", StatusCode::BAD_REQUEST),
+        ] {
+            let page = feeds
+                .post(&operator, "/console/kits/load", &[("staged", id)])
+                .await;
+            posted.push((format!("POST /console/kits/load ({what})"), status, page));
+        }
         Self {
             env,
             feeds,

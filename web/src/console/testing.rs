@@ -35,8 +35,22 @@ impl ConsoleEnv {
         Self { dir, state }
     }
 
+    /// A console whose `[kits] trusted_keys` is `public_key` (a minisign `.pub` file's text).
+    pub(crate) fn trusting(public_key: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = stella_core::Config::default();
+        config.kits.trusted_keys = vec![public_key.to_owned()];
+        let state = Self::state_with(dir.path(), config);
+        Self { dir, state }
+    }
+
     /// A state over the stores in `dir` (which may already hold data).
     pub(crate) fn state_in(dir: &std::path::Path) -> AppState {
+        Self::state_with(dir, stella_core::Config::default())
+    }
+
+    /// [`Self::state_in`] with `config`.
+    fn state_with(dir: &std::path::Path, config: stella_core::Config) -> AppState {
         let stores = Arc::new(Stores::open(dir).unwrap());
         let clock: Arc<dyn stella_core::Clock> = Arc::new(stella_core::FixedClock(T0));
         let authority = Authority::with_signer(
@@ -57,14 +71,7 @@ impl ConsoleEnv {
         )
         .unwrap();
         let feeds = Arc::new(stella_feeds::FeedStore::open(stores.dir(), &stores.catalog).unwrap());
-        AppState::new(
-            stores,
-            feeds,
-            Arc::new(authority),
-            stella_core::Config::default(),
-            clock,
-            None,
-        )
+        AppState::new(stores, feeds, Arc::new(authority), config, clock, None)
     }
 
     /// Creates `name` with `role` (no password change pending) and returns a session cookie.
@@ -115,6 +122,12 @@ impl ConsoleEnv {
     pub(crate) async fn post(&self, cookie: &str, path: &str, fields: &[(&str, &str)]) -> Page {
         let mut pairs: Vec<(&str, &str)> = vec![("csrf", CSRF)];
         pairs.extend_from_slice(fields);
+        self.post_encoded(cookie, path, serde_urlencoded::to_string(&pairs).unwrap())
+            .await
+    }
+
+    /// POSTs the url-encoded form `body` as it is (no token added) to `path` with `cookie`.
+    pub(crate) async fn post_encoded(&self, cookie: &str, path: &str, body: String) -> Page {
         self.send(
             Request::builder()
                 .method(Method::POST)
@@ -122,7 +135,7 @@ impl ConsoleEnv {
                 .header(header::HOST, "stella.test")
                 .header(header::COOKIE, cookie)
                 .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(Body::from(serde_urlencoded::to_string(&pairs).unwrap()))
+                .body(Body::from(body))
                 .unwrap(),
         )
         .await
@@ -153,6 +166,43 @@ impl Page {
         assert_eq!(csp, super::view::CSP);
         assert_eq!(self.headers["x-frame-options"], "DENY");
     }
+}
+
+/// A kit signed for tests: its archive, the minisign public key (`.pub` text) that verifies it,
+/// and its kit id.
+pub(crate) struct SignedKit {
+    pub archive: Vec<u8>,
+    pub public_key: String,
+    pub kit_id: String,
+}
+
+/// Builds a kit of `contents` on channel `stable` at sequence 1, built a day before [`T0`] (the
+/// dashboard's freshness tests count on it), signed with a fresh key.
+pub(crate) fn signed_kit(contents: &stella_importer::writer::KitContents) -> SignedKit {
+    use stella_importer::signing::{KeyProtection, generate_key_pair};
+    let pair = generate_key_pair(KeyProtection::Unencrypted, "console test").unwrap();
+    let key = stella_importer::SigningKey::from_minisign_file_contents(&pair.secret_key_file, None)
+        .unwrap();
+    let created = time::OffsetDateTime::from_unix_timestamp(T0 as i64 - 86_400).unwrap();
+    let params = stella_importer::writer::KitParams {
+        channel: "stable".into(),
+        sequence: 1,
+        created,
+        expires: created + time::Duration::days(30),
+        base: None,
+        sources: Vec::new(),
+    };
+    let built = stella_importer::writer::write_kit(contents, &params, &key).unwrap();
+    SignedKit {
+        archive: built.archive,
+        public_key: pair.public_key_file,
+        kit_id: built.manifest.kit_id,
+    }
+}
+
+/// [`signed_kit`] of the advisory pages' kit contents (advisories, KEV, EPSS, VEX).
+pub(crate) fn sample_kit() -> SignedKit {
+    signed_kit(&super::advisories::tests::contents())
 }
 
 /// A test's view of one column of a table: in the first table at or after `marker` in `body`,
