@@ -443,8 +443,11 @@ struct ReportView {
     kind: &'static str,
     key_id: String,
     manifest_sha256: String,
-    created: String,
-    expires: String,
+    /// When the kit was built and when it expires, in UTC with their age (else as written).
+    created: Option<When>,
+    created_text: String,
+    expires: Option<When>,
+    expires_text: String,
     records: Vec<(String, u64)>,
     /// What the anti-rollback check found.
     rollback: &'static str,
@@ -485,6 +488,7 @@ impl KitReportPage {
         origin: String,
         outcome: Result<ImportOutcome, Rejection>,
         load: bool,
+        now: u64,
     ) -> (StatusCode, Self) {
         let (status, verdict, report, rejection) = match outcome {
             Ok(outcome) => {
@@ -508,8 +512,10 @@ impl KitReportPage {
                     kind: report.kind,
                     key_id: report.key_id,
                     manifest_sha256: report.manifest_sha256,
-                    created: report.created,
-                    expires: report.expires,
+                    created: When::parse(&report.created, now),
+                    created_text: report.created,
+                    expires: When::parse(&report.expires, now),
+                    expires_text: report.expires,
                     records: report.records.into_iter().collect(),
                     rollback,
                     generation: report
@@ -601,7 +607,13 @@ async fn kits_upload(
         Err(e) => return import_failed(chrome, e, ""),
     };
     let verified = matches!(outcome, Ok(ImportOutcome::Verified(_)));
-    let (status, mut page) = KitReportPage::of(chrome, origin.clone(), outcome, false);
+    let (status, mut page) = KitReportPage::of(
+        chrome,
+        origin.clone(),
+        outcome,
+        false,
+        state.clock().now_unix(),
+    );
     if verified {
         let staged = staging::Staged {
             origin,
@@ -711,6 +723,7 @@ async fn kits_load(
         Ok(Err(staging::Missing::Io(e))) => return staging_unreadable(chrome, e.to_string()),
         Err(e) => return staging_unreadable(chrome, e.to_string()),
     };
+    let now = state.clock().now_unix();
     let outcome = run_import(
         state,
         Bytes::from(bytes),
@@ -728,7 +741,7 @@ async fn kits_load(
     tokio::task::spawn_blocking(move || staging::remove(&dir, &id))
         .await
         .unwrap_or_else(|e| tracing::warn!(error = %e, "cannot remove a staged kit"));
-    let (status, page) = KitReportPage::of(chrome, staged.origin, outcome, true);
+    let (status, page) = KitReportPage::of(chrome, staged.origin, outcome, true, now);
     render(status, &page)
 }
 
@@ -1050,6 +1063,9 @@ pub(crate) mod tests {
             "advisories=",
             "Feed generation now</dt><dd>unchanged",
             "Nothing is loaded yet",
+            // Dates in UTC with their age.
+            "<dt>Built</dt><dd><time datetime=\"",
+            "<dt>Expires</dt><dd><time datetime=\"",
         ] {
             assert!(report.body.contains(fact), "{fact} in {}", report.body);
         }

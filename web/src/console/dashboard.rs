@@ -349,6 +349,60 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn licences_from_the_kit_show_customer_plan_channel_and_expiry() {
+        use stella_importer::licence::{LicenceTerms, ed25519_enrolment_request, issue_licence};
+        let env = ConsoleEnv::new();
+        let vendor = {
+            use stella_importer::signing::{KeyProtection, generate_key_pair};
+            let pair = generate_key_pair(KeyProtection::Unencrypted, "vendor").unwrap();
+            stella_importer::SigningKey::from_minisign_file_contents(&pair.secret_key_file, None)
+                .unwrap()
+        };
+        let request =
+            ed25519_enrolment_request(&[7; 32], "appliance-1", "2026-01-01T00:00:00Z").unwrap();
+        let at = |unix: u64| time::OffsetDateTime::from_unix_timestamp(unix as i64).unwrap();
+        let licence = |customer: &str, issued: u64, expires: u64| {
+            let terms = LicenceTerms {
+                customer: customer.into(),
+                plan: "enterprise".into(),
+                quotas: Default::default(),
+                valid_release_year: None,
+                max_version: None,
+                issued: at(issued),
+                expires: at(expires),
+            };
+            issue_licence(&request, &terms, &vendor).unwrap()
+        };
+        let current = licence("Example Corp", T0 - 10 * 86_400, T0 + 20 * 86_400);
+        let lapsed = licence("Lapsed Ltd", T0 - 40 * 86_400, T0 - 86_400);
+        let mut contents = crate::console::advisories::tests::contents();
+        contents.licences = vec![current.clone(), lapsed.clone()];
+        crate::console::advisories::tests::load(&env, &contents);
+        let viewer = env.sign_in("val", "viewer");
+        let page = env.get(&viewer, "/").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let row = |id: &str| -> String {
+            let start = page
+                .body
+                .find(&format!("<td class=\"mono\">{id}</td>"))
+                .unwrap();
+            page.body[start..start + page.body[start..].find("</tr>").unwrap()].to_owned()
+        };
+        let valid = row(&current.licence.licence_id);
+        assert!(valid.contains("Example Corp / enterprise"), "{valid}");
+        assert!(valid.contains("<td>stable</td>"), "{valid}");
+        assert!(valid.contains("in 20 d"), "{valid}");
+        assert!(!valid.contains("expired"), "{valid}");
+        let expired = row(&lapsed.licence.licence_id);
+        assert!(expired.contains("<td class=\"bad\">"), "{expired}");
+        assert!(
+            expired.contains("1 d ago") && expired.contains("expired: import a renewed licence"),
+            "{expired}"
+        );
+        assert!(!page.body.contains("No licence imported"));
+    }
+
+    #[tokio::test]
     async fn empty_dashboard_says_what_to_do_next() {
         let env = ConsoleEnv::new();
         let viewer = env.sign_in("val", "viewer");
