@@ -349,14 +349,41 @@ fn console_upload_shows_the_verification_report_and_the_trail() {
     let hostile_name = "<script>alert(1)</script>.tar.zst";
     let report = form(&action, hostile_name);
     assert_eq!(report.status, 200, "{}", report.body);
+    // The upload is verified and staged, not loaded: the report offers the load.
     assert!(
-        report.body.contains("<strong>Loaded</strong>"),
+        report
+            .body
+            .contains("<strong>Verified: ready to load</strong>"),
         "{}",
         report.body
     );
     assert!(!report.body.contains("<script>"), "{}", report.body);
     // askama escapes with numeric entities.
     assert!(report.body.contains("&#60;script&#62;"), "{}", report.body);
+    let staged = report
+        .body
+        .split("name=\"staged\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a Load this kit form")
+        .to_owned();
+    let csrf = action.split_once("csrf=").unwrap().1.to_owned();
+    let loaded = common::request_with_body(
+        daemon.addr,
+        "POST",
+        "/console/kits/load",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &session),
+        ],
+        format!("csrf={csrf}&staged={staged}").as_bytes(),
+    );
+    assert_eq!(loaded.status, 200, "{}", loaded.body);
+    assert!(
+        loaded.body.contains("<strong>Loaded</strong>"),
+        "{}",
+        loaded.body
+    );
 
     let page = authority_common::http(
         daemon.addr,
