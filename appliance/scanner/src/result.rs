@@ -526,7 +526,16 @@ pub(crate) fn compose(
         }
     }
     let binaries = attach_binaries(&view, &fragments, natives, &mut components, &diff_id_of);
-    let components: Vec<Component> = components.into_values().collect();
+    let components: Vec<Component> = components
+        .into_values()
+        .map(|mut component| {
+            // Used for attribution above; not part of the SBOM.
+            component
+                .properties
+                .remove(crate::analyzer::dotnet::ASSEMBLIES_PROPERTY);
+            component
+        })
+        .collect();
     let unknowns: Vec<Unknown> = unknowns.into_iter().collect();
     let mut components_by_type = BTreeMap::new();
     for component in &components {
@@ -625,12 +634,39 @@ fn attach_binaries(
                 .map(|bom_ref| (path, (*bom_ref).to_owned()))
         })
         .collect();
+    // Runtime assemblies a package manifest (`*.deps.json`) deploys: path -> package bom-ref.
+    let mut assembly_owners: BTreeMap<String, String> = BTreeMap::new();
+    for component in components.values() {
+        if let Some(listed) = component
+            .properties
+            .get(crate::analyzer::dotnet::ASSEMBLIES_PROPERTY)
+        {
+            for path in listed.lines() {
+                assembly_owners
+                    .entry(path.to_owned())
+                    .or_insert_with(|| component.bom_ref.clone());
+            }
+        }
+    }
     let mut binaries = Vec::with_capacity(natives.len());
     for (path, layer, facts, found_in_file) in natives {
-        let component = match (owner_refs.get(&path), found_in_file) {
-            (Some(owner), _) => owner.clone(),
-            (None, Some(found)) => found,
-            (None, None) => {
+        let assembly_owner = assembly_owners
+            .get(&path)
+            .filter(|owner| components.contains_key(owner.as_str()))
+            .cloned();
+        let component = match (owner_refs.get(&path), found_in_file, assembly_owner) {
+            (Some(owner), _, _) => owner.clone(),
+            (None, Some(found), _) => found,
+            (None, None, Some(package)) => {
+                // The package the manifest names accounts for the file: it is evidence of it.
+                if let Some(entry) = components.get_mut(&package) {
+                    entry.evidence.push(format!("/{path}"));
+                    entry.evidence.sort();
+                    entry.evidence.dedup();
+                }
+                package
+            }
+            (None, None, None) => {
                 let bom_ref = format!("bin:{}", facts.sha256);
                 let file_name = path.rsplit('/').next().unwrap_or(&path);
                 let absolute = format!("/{path}");

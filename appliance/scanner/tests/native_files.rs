@@ -231,6 +231,82 @@ fn scan_names_unowned_pe_from_its_version_resource() {
     assert!(result.unknowns.is_empty(), "{:?}", result.unknowns);
 }
 
+/// A published .NET app: the DLL its `deps.json` deploys for a NuGet package belongs to that
+/// package (its evidence, its native facts), not to a `bin:` component beside it; the same bytes
+/// under a name the manifest does not list stay an unidentified binary.
+#[test]
+fn dotnet_runtime_assemblies_belong_to_their_nuget_package() {
+    let dll = fixture("stella-hello.dll");
+    let deps = br#"{
+      "targets": { ".NETCoreApp,Version=v8.0": {
+        "App/1.0.0": { "dependencies": { "Stella.Hello": "1.2.3" }, "runtime": { "App.dll": {} } },
+        "Stella.Hello/1.2.3": { "runtime": { "lib/net8.0/Stella.Hello.dll": {} } }
+      } },
+      "libraries": {
+        "App/1.0.0": { "type": "project" },
+        "Stella.Hello/1.2.3": { "type": "package", "sha512": "x" }
+      }
+    }"#;
+    let mut layer = stella_scanner::fixture::LayerBuilder::new();
+    layer
+        .file("app/App.deps.json", deps, 0o644)
+        .unwrap()
+        .file("app/Stella.Hello.dll", &dll, 0o644)
+        .unwrap()
+        .file("opt/other/Unlisted.dll", &dll, 0o644)
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    stella_scanner::fixture::write_oci_layout(
+        tmp.path(),
+        &stella_scanner::RuntimeConfig::default(),
+        &[layer.finish().unwrap()],
+    )
+    .unwrap();
+    let result = scan_path(
+        tmp.path(),
+        &ScanOptions::default(),
+        &MemoryLayerCache::new(),
+        &NoProgress,
+    )
+    .unwrap();
+    let nuget = result
+        .components
+        .iter()
+        .find(|c| c.ecosystem == "nuget")
+        .expect("the NuGet package");
+    assert_eq!(nuget.bom_ref, "pkg:nuget/Stella.Hello@1.2.3");
+    assert_eq!(
+        nuget.evidence,
+        ["/app/App.deps.json", "/app/Stella.Hello.dll"]
+    );
+    // The attribution list is the scan's own business, not the SBOM's.
+    assert!(
+        nuget
+            .properties
+            .keys()
+            .all(|k| !k.starts_with("stella:dotnet")),
+        "{:?}",
+        nuget.properties
+    );
+    let owner = |path: &str| {
+        result
+            .binaries
+            .iter()
+            .find(|b| b.path == path)
+            .map(|b| b.component.as_str())
+            .unwrap_or_else(|| panic!("no native facts for {path}"))
+    };
+    assert_eq!(owner("app/Stella.Hello.dll"), nuget.bom_ref);
+    let dll_sha = stella_scanner::Digest::of_bytes(&dll).hex().to_owned();
+    assert_eq!(owner("opt/other/Unlisted.dll"), format!("bin:{dll_sha}"));
+    let bin = result
+        .components
+        .iter()
+        .find(|c| c.bom_ref == format!("bin:{dll_sha}"))
+        .unwrap();
+    assert_eq!(bin.evidence, ["/opt/other/Unlisted.dll"]);
+}
+
 // ---- damaged copies of the real DLL ----
 
 fn u32_at(bytes: &[u8], at: usize) -> u32 {
