@@ -21,6 +21,24 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// Scans a one-layer OCI image made of `layer`.
+fn scan_layer(layer: stella_scanner::fixture::LayerBuilder) -> stella_scanner::ScanResult {
+    let tmp = tempfile::tempdir().unwrap();
+    stella_scanner::fixture::write_oci_layout(
+        tmp.path(),
+        &stella_scanner::RuntimeConfig::default(),
+        &[layer.finish().unwrap()],
+    )
+    .unwrap();
+    scan_path(
+        tmp.path(),
+        &ScanOptions::default(),
+        &MemoryLayerCache::new(),
+        &NoProgress,
+    )
+    .unwrap()
+}
+
 fn strings(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
@@ -155,20 +173,7 @@ fn scan_names_unowned_pe_from_its_version_resource() {
             0o755,
         )
         .unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    stella_scanner::fixture::write_oci_layout(
-        tmp.path(),
-        &stella_scanner::RuntimeConfig::default(),
-        &[layer.finish().unwrap()],
-    )
-    .unwrap();
-    let result = scan_path(
-        tmp.path(),
-        &ScanOptions::default(),
-        &MemoryLayerCache::new(),
-        &NoProgress,
-    )
-    .unwrap();
+    let result = scan_layer(layer);
     let dll_sha = stella_scanner::Digest::of_bytes(&dll).hex().to_owned();
     let component = result
         .components
@@ -255,20 +260,7 @@ fn dotnet_runtime_assemblies_belong_to_their_nuget_package() {
         .unwrap()
         .file("opt/other/Unlisted.dll", &dll, 0o644)
         .unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    stella_scanner::fixture::write_oci_layout(
-        tmp.path(),
-        &stella_scanner::RuntimeConfig::default(),
-        &[layer.finish().unwrap()],
-    )
-    .unwrap();
-    let result = scan_path(
-        tmp.path(),
-        &ScanOptions::default(),
-        &MemoryLayerCache::new(),
-        &NoProgress,
-    )
-    .unwrap();
+    let result = scan_layer(layer);
     let nuget = result
         .components
         .iter()
