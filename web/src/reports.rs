@@ -392,7 +392,8 @@ const LIVE_VERDICTS_KEPT: usize = 4096;
 /// current kit — what its findings page shows — for the lists that show a scan's verdict before
 /// a report is stored. Judged once per (image, SBOM, kit, policy) and kept in memory; stores
 /// nothing. `None` without a kit or a stored SBOM, or when judging fails. Blocking.
-pub(crate) fn live_verdict(state: &AppState, image: &Digest) -> Option<&'static str> {
+pub(crate) fn live_verdict(state: &AppState, image: &str) -> Option<&'static str> {
+    let image: Digest = image.parse().ok()?;
     let stores = state.stores();
     let (kit_id, sequence) = state.feeds().snapshot(&stores.catalog).ok()??;
     let (policy, _) = load_policy(state, None).ok()?;
@@ -417,7 +418,7 @@ pub(crate) fn live_verdict(state: &AppState, image: &Digest) -> Option<&'static 
     if let Some(verdict) = LIVE_VERDICTS.lock().ok()?.get(&key) {
         return Some(verdict);
     }
-    let evaluated = evaluate_image(state, image, None, state.clock().now_unix()).ok()?;
+    let evaluated = evaluate_image(state, &image, None, state.clock().now_unix()).ok()?;
     let verdict = verdict_text(evaluated.report.verdict);
     let mut cache = LIVE_VERDICTS.lock().ok()?;
     if cache.len() >= LIVE_VERDICTS_KEPT {

@@ -235,9 +235,7 @@ pub(crate) fn progress(id: &str) -> Option<ScanProgress> {
     })
 }
 
-/// Registers `id` as a scan running in this process and returns its progress sink, as
-/// [`start_scan`] does; for tests of the progress page.
-#[cfg(test)]
+/// Registers `id` as a scan running in this process and returns its progress sink.
 pub(crate) fn register_running(id: &str) -> Arc<LiveProgress> {
     let live = Arc::new(LiveProgress::default());
     if let Ok(mut running) = RUNNING.lock() {
@@ -260,10 +258,7 @@ pub(crate) fn start_scan(
     let now = stella_core::rfc3339(state.clock().now_unix());
     // Registered before the catalog says `running`, so that a running scan in the catalog that
     // is not registered here is one a restart cut short.
-    let live = Arc::new(LiveProgress::default());
-    if let Ok(mut running) = RUNNING.lock() {
-        running.insert(id.clone(), live.clone());
-    }
+    let live = register_running(&id);
     let recorded = state.stores().catalog.connection().execute(
         "INSERT INTO scans (id, image_ref, status, started_at) VALUES (?1, ?2, 'running', ?3)",
         params![id, label, now],

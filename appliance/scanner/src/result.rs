@@ -147,7 +147,8 @@ pub struct Binary {
     /// Index of the layer holding it.
     pub layer_index: usize,
     /// bom-ref of the owning component: the OS package listing the file, else the component
-    /// an analyzer found in it (Go, Rust), else a `bin:{sha256}` component made for it.
+    /// an analyzer found in it (Go, Rust), else the package whose manifest deploys it (.NET),
+    /// else a `bin:{sha256}` component made for it.
     pub component: String,
     /// Its linkage facts.
     pub facts: NativeFacts,
@@ -432,6 +433,8 @@ pub(crate) fn compose(
     let mut unknowns: BTreeSet<Unknown> = BTreeSet::new();
     // Native files: (path, layer, facts, first component found in the file).
     let mut natives: Vec<(String, usize, NativeFacts, Option<String>)> = Vec::new();
+    // Files a component's manifest deploys beside it (FoundComponent::deploys): path -> bom-ref.
+    let mut deployed: BTreeMap<String, String> = BTreeMap::new();
     for (path, entry) in view.iter() {
         let Some((result, result_layer)) = result_for(&view, &fragments, path) else {
             continue;
@@ -486,6 +489,11 @@ pub(crate) fn compose(
             if first_component.is_none() {
                 first_component = Some(bom_ref.clone());
             }
+            for path in &found.deploys {
+                deployed
+                    .entry(path.clone())
+                    .or_insert_with(|| bom_ref.clone());
+            }
             match components.get_mut(&bom_ref) {
                 Some(existing) => {
                     existing.evidence.extend(evidence);
@@ -525,17 +533,15 @@ pub(crate) fn compose(
             natives.push((path.clone(), result_layer, facts.clone(), first_component));
         }
     }
-    let binaries = attach_binaries(&view, &fragments, natives, &mut components, &diff_id_of);
-    let components: Vec<Component> = components
-        .into_values()
-        .map(|mut component| {
-            // Used for attribution above; not part of the SBOM.
-            component
-                .properties
-                .remove(crate::analyzer::dotnet::ASSEMBLIES_PROPERTY);
-            component
-        })
-        .collect();
+    let binaries = attach_binaries(
+        &view,
+        &fragments,
+        natives,
+        &deployed,
+        &mut components,
+        &diff_id_of,
+    );
+    let components: Vec<Component> = components.into_values().collect();
     let unknowns: Vec<Unknown> = unknowns.into_iter().collect();
     let mut components_by_type = BTreeMap::new();
     for component in &components {
@@ -588,11 +594,13 @@ fn runtime_config(image: &ResolvedImage) -> RuntimeConfig {
 }
 
 /// Attaches each native file to its component: the OS package whose file list holds it, else
-/// the first component an analyzer found in it, else a new `bin:{sha256}` component.
+/// the first component an analyzer found in it, else the component whose manifest deploys it
+/// there (`deployed`), else a new `bin:{sha256}` component.
 fn attach_binaries(
     view: &MergedView,
     fragments: &[LayerFragment],
     natives: Vec<(String, usize, NativeFacts, Option<String>)>,
+    deployed: &BTreeMap<String, String>,
     components: &mut BTreeMap<String, Component>,
     diff_id_of: &dyn Fn(usize) -> Digest,
 ) -> Vec<Binary> {
@@ -634,37 +642,19 @@ fn attach_binaries(
                 .map(|bom_ref| (path, (*bom_ref).to_owned()))
         })
         .collect();
-    // Runtime assemblies a package manifest (`*.deps.json`) deploys: path -> package bom-ref.
-    let mut assembly_owners: BTreeMap<String, String> = BTreeMap::new();
-    for component in components.values() {
-        if let Some(listed) = component
-            .properties
-            .get(crate::analyzer::dotnet::ASSEMBLIES_PROPERTY)
-        {
-            for path in listed.lines() {
-                assembly_owners
-                    .entry(path.to_owned())
-                    .or_insert_with(|| component.bom_ref.clone());
-            }
-        }
-    }
     let mut binaries = Vec::with_capacity(natives.len());
     for (path, layer, facts, found_in_file) in natives {
-        let assembly_owner = assembly_owners
-            .get(&path)
-            .filter(|owner| components.contains_key(owner.as_str()))
-            .cloned();
-        let component = match (owner_refs.get(&path), found_in_file, assembly_owner) {
+        let component = match (owner_refs.get(&path), found_in_file, deployed.get(&path)) {
             (Some(owner), _, _) => owner.clone(),
             (None, Some(found), _) => found,
             (None, None, Some(package)) => {
-                // The package the manifest names accounts for the file: it is evidence of it.
-                if let Some(entry) = components.get_mut(&package) {
+                // The manifest's package accounts for the file: it is evidence of it.
+                if let Some(entry) = components.get_mut(package) {
                     entry.evidence.push(format!("/{path}"));
                     entry.evidence.sort();
                     entry.evidence.dedup();
                 }
-                package
+                package.clone()
             }
             (None, None, None) => {
                 let bom_ref = format!("bin:{}", facts.sha256);

@@ -1284,17 +1284,8 @@ mod page_tests {
     }
 
     async fn post_login(env: &ConsoleEnv, login_cookie: &str, form: &[(&str, &str)]) -> Page {
-        env.send(
-            Request::builder()
-                .method(Method::POST)
-                .uri("/login")
-                .header(header::HOST, "stella.test")
-                .header(header::COOKIE, login_cookie)
-                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(Body::from(serde_urlencoded::to_string(form).unwrap()))
-                .unwrap(),
-        )
-        .await
+        let body = serde_urlencoded::to_string(form).unwrap();
+        env.post_encoded(login_cookie, "/login", body).await
     }
 
     #[tokio::test]

@@ -233,11 +233,8 @@ fn gather(state: &AppState) -> Sections {
         Vec::new()
     });
     for scan in scans.iter_mut().filter(|s| s.verdict.is_none()) {
-        let live = scan
-            .image_digest
-            .as_deref()
-            .and_then(|d| d.parse().ok())
-            .and_then(|image| crate::reports::live_verdict(state, &image));
+        let live = (scan.image_digest.as_deref())
+            .and_then(|image| crate::reports::live_verdict(state, image));
         scan.live = live.is_some();
         scan.verdict = live.map(str::to_owned);
     }

@@ -1021,17 +1021,10 @@ async fn every_console_page_passes_the_lint() {
         .unwrap_or_default();
     let failed = site
         .env
-        .send(
-            axum::http::Request::builder()
-                .method(Method::POST)
-                .uri("/login")
-                .header(header::HOST, "stella.test")
-                .header(header::COOKIE, &cookie)
-                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(axum::body::Body::from(format!(
-                    "csrf={token}&username=nobody&password=wrong"
-                )))
-                .unwrap(),
+        .post_encoded(
+            &cookie,
+            "/login",
+            format!("csrf={token}&username=nobody&password=wrong"),
         )
         .await;
     if failed.status != StatusCode::UNAUTHORIZED {

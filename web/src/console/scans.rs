@@ -153,11 +153,8 @@ async fn scans_page(
                 .iter_mut()
                 .filter(|r| r.verdict.is_none() && r.status == "done")
             {
-                let live = row
-                    .digest
-                    .as_deref()
-                    .and_then(|d| d.parse().ok())
-                    .and_then(|image| crate::reports::live_verdict(&judging, &image));
+                let live = (row.digest.as_deref())
+                    .and_then(|image| crate::reports::live_verdict(&judging, image));
                 row.live = live.is_some();
                 row.verdict = live.map(str::to_owned);
             }

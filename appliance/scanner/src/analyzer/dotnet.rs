@@ -10,11 +10,6 @@ use super::{Analyzer, AnalyzerOutput, FileInfo, FoundComponent, PurlSpec};
 #[derive(Debug, Clone, Copy)]
 pub struct DotnetAnalyzer;
 
-/// The property listing, newline-separated and root-relative, the files a package's runtime
-/// assemblies are deployed as. Internal to the scan: [`crate::result`] attaches the native
-/// files found there to the package and drops the property.
-pub const ASSEMBLIES_PROPERTY: &str = "stella:dotnet.assemblies";
-
 /// A `"type": "package"` library of a `deps.json`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DepsPackage {
@@ -133,12 +128,7 @@ impl Analyzer for DotnetAnalyzer {
                             .iter()
                             .flat_map(|asset| deployed_paths(path, asset))
                             .collect();
-                        if !deployed.is_empty() {
-                            let joined: Vec<String> = deployed.into_iter().collect();
-                            found
-                                .properties
-                                .insert(ASSEMBLIES_PROPERTY.to_owned(), joined.join("\n"));
-                        }
+                        found.deploys = deployed.into_iter().collect();
                         found
                     })
                     .collect(),
@@ -187,21 +177,22 @@ mod tests {
         assert_eq!(packages.len(), 3);
         assert_eq!(packages[1].assets, ["lib/net6.0/Newtonsoft.Json.dll"]);
         let output = DotnetAnalyzer.analyze("app/App.deps.json", deps);
-        let assemblies = |name: &str| {
+        let deploys = |name: &str| {
             output
                 .components
                 .iter()
                 .find(|c| c.name == name)
-                .and_then(|c| c.properties.get(ASSEMBLIES_PROPERTY).cloned())
+                .map(|c| c.deploys.clone())
+                .unwrap()
         };
-        assert_eq!(assemblies("Meta"), None);
+        assert!(deploys("Meta").is_empty());
+        assert_eq!(deploys("Newtonsoft.Json"), ["app/Newtonsoft.Json.dll"]);
         assert_eq!(
-            assemblies("Newtonsoft.Json").as_deref(),
-            Some("app/Newtonsoft.Json.dll")
-        );
-        assert_eq!(
-            assemblies("SQLite").as_deref(),
-            Some("app/libsqlite3.so\napp/runtimes/linux-x64/native/libsqlite3.so")
+            deploys("SQLite"),
+            [
+                "app/libsqlite3.so",
+                "app/runtimes/linux-x64/native/libsqlite3.so"
+            ]
         );
         // A manifest at the root, and an asset path climbing out of the app is only flattened.
         assert_eq!(

@@ -141,6 +141,11 @@ pub struct FoundComponent {
     pub evidence: Vec<String>,
     /// Extra facts (source package, architecture, toolchain ...), sorted by key.
     pub properties: BTreeMap<String, String>,
+    /// Root-relative paths where the component's own files are deployed beside the manifest
+    /// that lists it (a .NET package's runtime assemblies). A native file found there belongs
+    /// to this component and becomes its evidence, instead of an unidentified `bin:` component.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deploys: Vec<String>,
 }
 
 impl FoundComponent {
@@ -160,6 +165,7 @@ impl FoundComponent {
             licenses: Vec::new(),
             evidence: Vec::new(),
             properties: BTreeMap::new(),
+            deploys: Vec::new(),
         }
     }
 }
